@@ -1,0 +1,286 @@
+"""The job parameters: one typed, validated configuration read once per job.
+
+Defaults live in ``conf/defaults.yaml`` (every key documented there); a user file and then
+``--set key=value`` / command-line flags override them. Any unknown key or invalid value raises
+:class:`ConfigError` naming the dotted key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from group_appeal_spark.lib.errors import ConfigError
+from group_appeal_spark.lib.models import (
+    DETECTOR_ID,
+    DETECTOR_TOKENIZER_ID,
+    EMBEDDER_BASE_ID,
+    EMBEDDER_ID,
+    STANCE_ID,
+    ModelSource,
+    models_dir_source,
+)
+from group_appeal_spark.lib.options import Device, Precision
+
+SEGMENTATION_MODES = ("sentence", "none")
+METRICS = ("silhouette", "nmi")
+INPUT_FORMATS = ("parquet", "csv", "json", "text", "delta", "orc", "avro")
+WRITE_MODES = ("error", "overwrite")
+SHIP_MODES = ("auto", "files", "path")
+
+
+@dataclasses.dataclass
+class ModelRef:
+    repo_id: str
+    revision: str | None = None
+    local_dir: str | None = None
+
+
+@dataclasses.dataclass
+class ModelsConfig:
+    models_dir: str | None = None
+    cache_dir: str | None = None
+    offline: bool = False
+    ship: str = "auto"
+    detector: ModelRef = dataclasses.field(default_factory=lambda: ModelRef(DETECTOR_ID))
+    detector_tokenizer: ModelRef = dataclasses.field(default_factory=lambda: ModelRef(DETECTOR_TOKENIZER_ID))
+    stance: ModelRef = dataclasses.field(default_factory=lambda: ModelRef(STANCE_ID))
+    embedder: ModelRef = dataclasses.field(default_factory=lambda: ModelRef(EMBEDDER_ID))
+    embedder_config: ModelRef = dataclasses.field(default_factory=lambda: ModelRef(EMBEDDER_BASE_ID))
+
+
+@dataclasses.dataclass
+class InferenceConfig:
+    device: str = "cpu"
+    precision: str = "fp32"
+    detect_batch_size: int = 32
+    stance_batch_size: int = 32
+    embed_batch_size: int = 128
+    max_tokens_per_batch: int | None = None
+    window_stride: int = 128
+    torch_threads: int | None = None
+
+
+@dataclasses.dataclass
+class InputConfig:
+    path: str | None = None
+    format: str = "parquet"
+    text_col: str = "text"
+    id_col: str = "id"
+    carry_cols: list[str] = dataclasses.field(default_factory=list)
+    options: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class SegmentationConfig:
+    mode: str = "sentence"
+    max_segment_chars: int = 20_000
+
+
+@dataclasses.dataclass
+class ClusteringConfig:
+    k_min: int = 2
+    k_max: int = 30
+    n_clusters: int | None = None
+    metric: str = "silhouette"
+    dictionary: str | None = None
+    random_state: int = 42
+    silhouette_exact_max: int = 10_000
+    silhouette_sample_size: int = 10_000
+
+
+@dataclasses.dataclass
+class OutputConfig:
+    path: str | None = None
+    format: str = "parquet"
+    mode: str = "error"
+    plots: bool = True
+
+
+@dataclasses.dataclass
+class JobConfig:
+    models: ModelsConfig = dataclasses.field(default_factory=ModelsConfig)
+    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
+    input: InputConfig = dataclasses.field(default_factory=InputConfig)
+    segmentation: SegmentationConfig = dataclasses.field(default_factory=SegmentationConfig)
+    clustering: ClusteringConfig = dataclasses.field(default_factory=ClusteringConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    spark: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> "JobConfig":
+        """Check every value; returns self. Raises ConfigError naming the key and value."""
+        inf, clu, seg = self.inference, self.clustering, self.segmentation
+        Device.parse(str(inf.device).split(":", 1)[0], key="inference.device")
+        Precision.parse(inf.precision, key="inference.precision")
+        _choice("models.ship", self.models.ship, SHIP_MODES)
+        _choice("segmentation.mode", seg.mode, SEGMENTATION_MODES)
+        _choice("clustering.metric", clu.metric, METRICS)
+        _choice("output.mode", self.output.mode, WRITE_MODES)
+        for key in ("detect_batch_size", "stance_batch_size", "embed_batch_size"):
+            _positive(f"inference.{key}", getattr(inf, key))
+        if inf.max_tokens_per_batch is not None:
+            _positive("inference.max_tokens_per_batch", inf.max_tokens_per_batch)
+        if inf.torch_threads is not None:
+            _positive("inference.torch_threads", inf.torch_threads)
+        if inf.window_stride < 0 or inf.window_stride > 256:
+            raise ConfigError(f"inference.window_stride: {inf.window_stride!r} must be between 0 and 256 tokens")
+        _positive("segmentation.max_segment_chars", seg.max_segment_chars)
+        _positive("clustering.silhouette_exact_max", clu.silhouette_exact_max)
+        _positive("clustering.silhouette_sample_size", clu.silhouette_sample_size)
+        if clu.k_min < 2:
+            raise ConfigError(f"clustering.k_min: {clu.k_min!r} must be at least 2")
+        if clu.k_max < clu.k_min:
+            raise ConfigError(f"clustering.k_max: {clu.k_max!r} must not be below clustering.k_min ({clu.k_min})")
+        if clu.n_clusters is not None:
+            _positive("clustering.n_clusters", clu.n_clusters)
+        if clu.metric == "nmi" and not clu.dictionary:
+            raise ConfigError("clustering.dictionary: the 'nmi' metric needs a dictionary CSV (columns = categories)")
+        if not self.input.text_col:
+            raise ConfigError("input.text_col: must name a column")
+        return self
+
+    def model_sources(self) -> dict[str, ModelSource]:
+        """The five model sources, by role: a ``models_dir`` wins over hub ids, a ``local_dir`` over both."""
+        out = {}
+        for role in ("detector", "detector_tokenizer", "stance", "embedder", "embedder_config"):
+            ref: ModelRef = getattr(self.models, role)
+            label = role.replace("_", " ")
+            if ref.local_dir:
+                out[role] = ModelSource(label, ref.repo_id, ref.revision, ref.local_dir)
+            elif self.models.models_dir:
+                out[role] = models_dir_source(self.models.models_dir, label, ref.repo_id, ref.revision)
+            else:
+                out[role] = ModelSource(label, ref.repo_id, ref.revision)
+        return out
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _choice(key: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}: invalid value {value!r}; expected one of {', '.join(map(repr, valid))}")
+
+
+def _positive(key: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{key}: {value!r} must be a positive integer")
+
+
+def default_yaml_text() -> str:
+    """The text of the packaged ``conf/defaults.yaml``."""
+    return resources.files("group_appeal_spark.conf").joinpath("defaults.yaml").read_text(encoding="utf-8")
+
+
+def _read_yaml(text: str, origin: str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)  # safe_load: a config file never constructs Python objects
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of keys at the top, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> JobConfig:
+    """Build the validated configuration: packaged defaults, then ``path``, then ``overrides``.
+
+    Parameters
+    ----------
+    path : path, optional
+        A YAML file with any subset of the keys of ``conf/defaults.yaml``.
+    overrides : dict, optional
+        Dotted keys (``"clustering.k_max"``) to values; strings are parsed as YAML scalars.
+    """
+    config = _apply(JobConfig(), _read_yaml(default_yaml_text(), "conf/defaults.yaml"), "")
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"--config: file {file} does not exist")
+        config = _apply(config, _read_yaml(file.read_text(encoding="utf-8"), str(file)), "")
+    for key, value in (overrides or {}).items():
+        config = _apply(config, _nest(key, value), "")
+    return config.validate()
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"a.b=value"`` -> ``("a.b", parsed value)``; the value is read as a YAML scalar."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set: expected KEY=VALUE (e.g. clustering.k_max=20), got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _nest(dotted: str, value) -> dict:
+    out: Any = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out
+
+
+def _apply(obj, data: dict, prefix: str):
+    """Return a copy of dataclass ``obj`` with ``data`` merged in, type-checked key by key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            valid = ", ".join(sorted(fields))
+            raise ConfigError(f"{dotted}: unknown key; valid keys here: {valid}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = _apply(current, value, f"{dotted}.")
+        else:
+            changes[key] = _coerce(dotted, value, hints[key])
+    return dataclasses.replace(obj, **changes)
+
+
+def _coerce(key: str, value, hint):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: {value!r} must be true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: {value!r} must be an integer")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: {value!r} must be a string")
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError(f"{key}: {value!r} must be a list of strings")
+    if origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        raise ConfigError(f"{key}: {value!r} must be a mapping")
+    if hint is typing.Any:
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint}")

@@ -1,0 +1,144 @@
+"""Documents in, group appeals out: segmentation, detection and stance for a batch of documents.
+
+This is what the detection UDF runs on each Arrow batch, and what a single machine can call
+directly. A document that cannot be processed becomes an error record; it never takes the
+batch down and never disappears.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+from group_appeal_spark.lib.batching import check_one_per_input
+from group_appeal_spark.lib.segment import SegmentationMode, check_text, segment_document
+
+log = logging.getLogger(__name__)
+
+# Stage names used in error records.
+STAGE_INPUT = "input"
+STAGE_DETECT = "detect"
+
+
+@dataclasses.dataclass(frozen=True)
+class AppealRecord:
+    """One mention of a group in a document, with the author's stance toward it."""
+
+    seg_idx: int
+    span: str
+    start: int  # character offset into the original document
+    end: int
+    stance: str
+    prob_positive: float
+    prob_negative: float
+    prob_neutral: float
+    mention_key: str
+
+
+@dataclasses.dataclass
+class DocumentResult:
+    """What became of one input document: its appeals, or why it has none."""
+
+    appeals: list[AppealRecord]
+    n_segments: int = 0
+    error: str | None = None
+    error_stage: str | None = None
+
+
+class AppealFinder:
+    """Runs segmentation, detection and stance over batches of documents.
+
+    Parameters
+    ----------
+    detector : MentionDetector
+    stance : StanceClassifier
+    keyer : MentionKeyer
+        Gives each mention its dedupe key for the embedding stage.
+    segmentation : {"sentence", "none"}
+        ``sentence`` feeds each sentence to the models (and uses it as the stance premise);
+        ``none`` feeds the whole text, as the reference does, windowed when it is too long.
+    max_segment_chars : int
+        Longest sentence handed to the models at once (longer ones are cut at whitespace).
+    """
+
+    def __init__(self, detector, stance, keyer, *, segmentation="sentence", max_segment_chars: int = 20_000):
+        self.detector = detector
+        self.stance = stance
+        self.keyer = keyer
+        self.segmentation = SegmentationMode.parse(segmentation)
+        self.max_segment_chars = max_segment_chars
+
+    def segments(self, text: str) -> list[tuple[int, int, str]]:
+        """``(seg_idx, start, text)`` of each segment of a valid document."""
+        if self.segmentation is SegmentationMode.NONE:
+            # the untouched text, so that tokens (a leading space changes RoBERTa's) match the reference
+            return [(0, 0, text)]
+        return [(s.index, s.start, s.text) for s in segment_document(text, "sentence", max_chars=self.max_segment_chars)]
+
+    def process(self, texts: Sequence) -> list[DocumentResult]:
+        """Find the appeals of each document.
+
+        Parameters
+        ----------
+        texts : sequence, shape (n,)
+            Document texts; anything that is not a usable string gets an error record.
+
+        Returns
+        -------
+        list of DocumentResult, length n, in input order
+        """
+        results: list[DocumentResult | None] = [None] * len(texts)
+        valid = []
+        for i, text in enumerate(texts):
+            reason = check_text(text)
+            if reason is None:
+                valid.append(i)
+            else:
+                results[i] = DocumentResult([], 0, reason, STAGE_INPUT)
+        try:
+            for i, res in zip(valid, self._process_valid([texts[i] for i in valid])):
+                results[i] = res
+        except Exception as exc:  # one bad document must not cost the others: isolate it
+            log.warning("batch of %d documents failed (%s); retrying one by one", len(valid), exc)
+            for i in valid:
+                try:
+                    results[i] = self._process_valid([texts[i]])[0]
+                except Exception as doc_exc:
+                    results[i] = DocumentResult([], 0, f"{type(doc_exc).__name__}: {doc_exc}", STAGE_DETECT)
+        check_one_per_input(len(texts), len(results), "appeals")
+        return results
+
+    def _process_valid(self, texts: Sequence[str]) -> list[DocumentResult]:
+        per_doc = [self.segments(t) for t in texts]
+        flat = [(d, seg) for d, segs in enumerate(per_doc) for seg in segs]
+        mentions = self.detector.detect([seg[2] for _, seg in flat])
+        pairs = [(seg[2], m.span) for (_, seg), ms in zip(flat, mentions) for m in ms]
+        stances = iter(self.stance.classify(pairs))
+        keys = iter(self.keyer.keys([span for _, span in pairs]))
+        results = [DocumentResult([], len(segs)) for segs in per_doc]
+        for (d, (seg_idx, seg_start, _)), ms in zip(flat, mentions):
+            for m in ms:
+                s = next(stances)
+                results[d].appeals.append(AppealRecord(
+                    seg_idx, m.span, seg_start + m.start, seg_start + m.end, s.stance,
+                    s.prob_positive, s.prob_negative, s.prob_neutral, next(keys)))
+        return results
+
+
+APPEAL_FIELDS = tuple(f.name for f in dataclasses.fields(AppealRecord))
+
+
+def results_frame(results: Sequence[DocumentResult]):
+    """One row per document: ``appeals`` (list of dicts), ``n_segments``, ``error``, ``error_stage``.
+
+    The Arrow-friendly shape the detection UDF returns: a list of structs and nullable strings.
+    """
+    import pandas as pd
+
+    return pd.DataFrame({
+        "appeals": [[dataclasses.asdict(a) for a in r.appeals] for r in results],
+        "n_segments": pd.array([r.n_segments for r in results], dtype="int32"),
+        "error": pd.array([r.error for r in results], dtype="object"),
+        "error_stage": pd.array([r.error_stage for r in results], dtype="object"),
+    })

@@ -1,0 +1,140 @@
+"""The resolved models of a job and everything an executor needs to build its stages.
+
+The driver turns the configuration into a :class:`ModelBundle` once: every model resolved to a
+local folder (hub, cache or local directory), a content id per folder, and the inference
+settings. The bundle is small and picklable; executors rebuild the stages from it without ever
+asking the hub.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+from group_appeal_spark.lib.config import JobConfig
+from group_appeal_spark.lib.models import resolve_model_dir
+
+ROLES = ("detector", "detector_tokenizer", "stance", "embedder", "embedder_config")
+
+
+def folder_id(folder: Path) -> str:
+    """A short id of a model folder's content (names, sizes, mtimes; cheap for GB files)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{int(stat.st_mtime)}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelBundle:
+    """Model folders by role, their content ids, and the inference settings.
+
+    ``folders`` are paths on the driver. When the job ships the files to executors
+    (``shipped_name`` set), an executor finds role ``r`` under ``SparkFiles.get(shipped_name)/r``.
+    """
+
+    folders: dict[str, str]
+    ids: dict[str, str]
+    device: str = "cpu"
+    precision: str = "fp32"
+    detect_batch_size: int = 32
+    stance_batch_size: int = 32
+    embed_batch_size: int = 128
+    max_tokens_per_batch: int | None = None
+    window_stride: int = 128
+    segmentation: str = "sentence"
+    max_segment_chars: int = 20_000
+    torch_threads: int | None = None
+    shipped_name: str | None = None
+
+    @classmethod
+    def resolve(cls, config: JobConfig) -> "ModelBundle":
+        """Resolve every model of ``config`` to a local folder (driver side)."""
+        local_only = True if config.models.offline else None
+        folders = {}
+        for role, source in config.model_sources().items():
+            folders[role] = str(resolve_model_dir(source, cache_dir=config.models.cache_dir,
+                                                  local_files_only=local_only))
+        inf, seg = config.inference, config.segmentation
+        return cls(
+            folders=folders,
+            ids={role: folder_id(Path(f)) for role, f in folders.items()},
+            device=inf.device, precision=inf.precision,
+            detect_batch_size=inf.detect_batch_size, stance_batch_size=inf.stance_batch_size,
+            embed_batch_size=inf.embed_batch_size, max_tokens_per_batch=inf.max_tokens_per_batch,
+            window_stride=inf.window_stride, segmentation=seg.mode, max_segment_chars=seg.max_segment_chars,
+            torch_threads=inf.torch_threads,
+        )
+
+    def cache_key(self, stage: str) -> str:
+        """The per-worker cache key of a stage: its models' content and its settings."""
+        parts = [stage, *(f"{r}={self.ids[r]}" for r in sorted(self.ids)), self.device, self.precision,
+                 str(self.detect_batch_size), str(self.stance_batch_size), str(self.embed_batch_size),
+                 str(self.max_tokens_per_batch), str(self.window_stride), self.segmentation,
+                 str(self.max_segment_chars)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+    def folder(self, role: str, shipped_root: str | None = None) -> Path:
+        """Where role ``role``'s files are: under the shipped root on an executor, else the driver path."""
+        if shipped_root is not None:
+            return Path(shipped_root) / role
+        return Path(self.folders[role])
+
+    def appeal_finder(self, shipped_root: str | None = None):
+        """Build the detection + stance stages (executor side)."""
+        from group_appeal_spark.lib.appeals import AppealFinder
+        from group_appeal_spark.lib.detect import MentionDetector
+        from group_appeal_spark.lib.embed import MentionKeyer
+        from group_appeal_spark.lib.stance import StanceClassifier
+
+        f = lambda role: self.folder(role, shipped_root)  # noqa: E731
+        detector = MentionDetector.from_dirs(
+            f("detector"), f("detector_tokenizer"), device=self.device, precision=self.precision,
+            batch_size=self.detect_batch_size, max_tokens=self.max_tokens_per_batch,
+            window_stride=self.window_stride)
+        stance = StanceClassifier.from_dir(
+            f("stance"), device=self.device, precision=self.precision,
+            batch_size=self.stance_batch_size, max_tokens=self.max_tokens_per_batch)
+        keyer = MentionKeyer.from_dir(f("embedder"))
+        return AppealFinder(detector, stance, keyer, segmentation=self.segmentation,
+                            max_segment_chars=self.max_segment_chars)
+
+    def embedder(self, shipped_root: str | None = None):
+        """Build the embedding stage (executor side)."""
+        from group_appeal_spark.lib.embed import MentionEmbedder
+
+        return MentionEmbedder.from_dirs(
+            self.folder("embedder", shipped_root), self.folder("embedder_config", shipped_root),
+            device=self.device, precision=self.precision, batch_size=self.embed_batch_size)
+
+
+def stage_for_shipping(bundle: ModelBundle, staging_root: str | Path) -> Path:
+    """Lay the bundle's folders out as ``<staging_root>/<name>/<role>/`` for ``SparkContext.addFile``.
+
+    Files are hard-linked where the filesystem allows (no copy of GBs of weights), copied
+    otherwise; hub-cache symlinks are resolved so the shipped folder holds real files.
+    """
+    import shutil
+
+    name = "gas-models-" + hashlib.sha256("|".join(sorted(bundle.ids.values())).encode()).hexdigest()[:12]
+    root = Path(staging_root) / name
+    for role, folder in bundle.folders.items():
+        target = root / role
+        target.mkdir(parents=True, exist_ok=True)
+        for path in Path(folder).rglob("*"):
+            if not path.is_file():
+                continue
+            dest = target / path.relative_to(folder)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists():
+                continue
+            real = os.path.realpath(path)
+            try:
+                os.link(real, dest)
+            except OSError:
+                shutil.copyfile(real, dest)
+    return root

@@ -46,11 +46,13 @@ __all__ = [
     "build_tiny_hub_cache",
 ]
 
-DETECTOR_ID = "maxwlnd/roberta_group_mention_detector"
-DETECTOR_TOKENIZER_ID = "roberta-base"
-STANCE_ID = "maxwlnd/socialgroup_stance_classification_nli"
-EMBEDDER_ID = "maxwlnd/cl_mention_embedding"
-EMBEDDER_BASE_ID = "bert-base-uncased"
+from group_appeal_spark.lib.models import (  # noqa: E402 - the real repo ids, in one place
+    DETECTOR_ID,
+    DETECTOR_TOKENIZER_ID,
+    EMBEDDER_BASE_ID,
+    EMBEDDER_ID,
+    STANCE_ID,
+)
 REPO_IDS = (DETECTOR_TOKENIZER_ID, DETECTOR_ID, STANCE_ID, EMBEDDER_BASE_ID, EMBEDDER_ID)
 
 DETECTOR_LABELS = {0: "O", 1: "B-GROUP", 2: "I-GROUP"}

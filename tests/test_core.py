@@ -1,0 +1,238 @@
+"""Core library: the reference's bugs fixed, model loading errors, and lib without pyspark."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from group_appeal_spark.lib import models
+from group_appeal_spark.lib.appeals import AppealFinder
+from group_appeal_spark.lib.detect import MentionDetector, group_tokens, make_windows, softmax
+from group_appeal_spark.lib.embed import MentionEmbedder, MentionKeyer
+from group_appeal_spark.lib.errors import ConfigError, ModelLoadError
+from group_appeal_spark.lib.options import Precision, resolve_device
+from group_appeal_spark.lib.stance import StanceClassifier, entailment_index, stances_from_probs
+
+
+def _dir(repo_id):
+    return models.resolve_model_dir(models.ModelSource("test", repo_id))
+
+
+@pytest.fixture(scope="module")
+def detector(hub_cache):
+    return MentionDetector.from_dirs(_dir(models.DETECTOR_ID), _dir(models.DETECTOR_TOKENIZER_ID))
+
+
+@pytest.fixture(scope="module")
+def finder(hub_cache, detector):
+    stance = StanceClassifier.from_dir(_dir(models.STANCE_ID))
+    keyer = MentionKeyer.from_dir(_dir(models.EMBEDDER_ID))
+    return AppealFinder(detector, stance, keyer, segmentation="none")
+
+
+# -- post-processing on hand-written arrays (no model) ------------------------------------------
+
+@pytest.mark.parametrize("labels, groups", [
+    (["O", "B-G", "I-G", "O"], [(1, 3)]),
+    (["B-G", "B-G", "I-G"], [(0, 1), (1, 3)]),
+    (["I-G", "I-G", "O", "I-G"], [(0, 2), (3, 4)]),   # I- after O starts a group, as in the pipeline
+    (["O", "O"], []),
+    ([], []),
+    (["B-A", "I-B", "I-B"], [(0, 1), (1, 3)]),
+    (["G", "G", "O"], [(0, 2)]),                    # labels without a prefix continue like I-
+])
+def test_group_tokens(labels, groups):
+    assert group_tokens(labels) == groups
+
+
+def test_softmax_rows_sum_to_one():
+    out = softmax(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]], dtype=np.float32))
+    assert np.allclose(out.sum(axis=1), 1.0)
+    assert out[1].argmax() == 0
+
+
+@pytest.mark.parametrize("n, window, stride, expected", [
+    (10, 20, 5, [(0, 10)]),
+    (20, 20, 5, [(0, 20)]),
+    (30, 20, 5, [(0, 20), (10, 30)]),
+    (50, 20, 5, [(0, 20), (15, 35), (30, 50)]),
+])
+def test_make_windows(n, window, stride, expected):
+    windows = make_windows(n, window, stride)
+    assert windows == expected
+    covered = set()
+    for s, e in windows:
+        covered |= set(range(s, e))
+    assert covered == set(range(n))
+
+
+def test_stance_ties_take_the_first_class():
+    out = stances_from_probs(np.array([[0.4, 0.4, 0.2], [0.1, 0.3, 0.3], [0.2, 0.2, 0.2]]))
+    assert [s.stance for s in out] == ["positive", "negative", "positive"]
+
+
+@pytest.mark.parametrize("label2id, id2label, expected", [
+    ({"entailment": 0, "not_entailment": 1}, None, 0),
+    ({"not_entailment": 0, "entailment": 1}, None, 1),
+    ({"ENTAILMENT": 2, "neutral": 1, "contradiction": 0}, None, 2),
+    (None, {0: "not_entailment", 1: "entailment"}, 1),
+])
+def test_entailment_index_read_from_config(label2id, id2label, expected):
+    class Config:
+        pass
+
+    c = Config()
+    c.label2id, c.id2label = label2id, id2label
+    assert entailment_index(c) == expected
+
+
+def test_entailment_index_missing_names_labels():
+    class Config:
+        label2id = {"yes": 0, "no": 1}
+        id2label = {0: "yes", 1: "no"}
+
+    with pytest.raises(ModelLoadError, match="no 'entailment' label"):
+        entailment_index(Config())
+
+
+# -- the reference's bugs -------------------------------------------------------------------------
+
+def test_long_text_is_windowed_not_crashed(detector):
+    """The reference crashes beyond 512 tokens; we window and keep offsets into the original text."""
+    sentence = "We support farmers and young people, and the Government has failed pensioners. "
+    text = sentence * 60  # ~1,000 tokens
+    [mentions] = detector.detect([text])
+    assert len(mentions) > 60
+    assert all(text[m.start:m.end].strip() == m.span.strip() for m in mentions)
+    starts = [m.start for m in mentions]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts), "no mention reported twice"
+    # mentions far from window edges agree with detecting that stretch alone
+    [alone] = detector.detect([sentence * 5])
+    assert [(m.span, m.start, m.end) for m in mentions if m.end <= len(sentence) * 2] == \
+        [(m.span, m.start, m.end) for m in alone if m.end <= len(sentence) * 2]
+
+
+def test_reference_crashes_on_long_text_where_we_do_not(hub_cache, detector):
+    ref = pytest.importorskip("group_appeal_detector")
+    text = "We support farmers and young people in every region. " * 80
+    with pytest.raises(Exception, match="out of bounds|index"):
+        ref.GroupMentionDetector(device="cpu").detect(text)
+    assert detector.detect([text])[0]
+
+
+@pytest.mark.parametrize("bad", [None, 3, 4.5, {"a": 1}, ["x"], "", "   ", "\u200b", "\ud800 x"])
+def test_bad_rows_get_an_error_and_do_not_cost_the_others(finder, bad):
+    texts = ["We support farmers.", bad, "Nurses deserve better than bankers."]
+    results = finder.process(texts)
+    assert len(results) == 3
+    assert results[1].error and results[1].error_stage == "input" and results[1].appeals == []
+    assert results[0].error is None and results[2].error is None
+    alone = finder.process([texts[0], texts[2]])
+    assert [r.appeals for r in alone] == [results[0].appeals, results[2].appeals]
+
+
+def test_appeal_offsets_are_document_offsets_in_sentence_mode(finder):
+    finder_s = AppealFinder(finder.detector, finder.stance, finder.keyer, segmentation="sentence")
+    doc = "Mr Speaker, we support farmers.  The Government has failed young people and pensioners!\nNurses matter."
+    [result] = finder_s.process([doc])
+    assert result.n_segments == 3 and result.appeals
+    for a in result.appeals:
+        assert doc[a.start:a.end].strip() == a.span.strip()
+        assert a.stance in ("positive", "negative", "neutral")
+        assert a.prob_positive + a.prob_negative + a.prob_neutral > 0
+
+
+def test_embedder_checks_one_vector_per_input(hub_cache):
+    embedder = MentionEmbedder.from_dirs(_dir(models.EMBEDDER_ID), _dir(models.EMBEDDER_BASE_ID))
+    # a mask token written inside a mention must not become a second mask
+    out = embedder.embed(["the [MASK] people", "[MASK]", "farmers"])
+    assert out.shape == (3, 128)
+
+
+def test_bf16_runs_and_agrees_roughly(hub_cache):
+    texts = ["We support farmers and young people.", "The Government has failed pensioners."]
+    fp32 = MentionEmbedder.from_dirs(_dir(models.EMBEDDER_ID), _dir(models.EMBEDDER_BASE_ID))
+    bf16 = MentionEmbedder.from_dirs(_dir(models.EMBEDDER_ID), _dir(models.EMBEDDER_BASE_ID), precision="bf16")
+    a, b = fp32.embed(texts), bf16.embed(texts)
+    assert b.dtype == np.float32 and ((a * b).sum(axis=1) > 0.98).all()
+
+
+# -- model loading ----------------------------------------------------------------------------------
+
+def test_missing_model_error_names_model_place_and_fix(tmp_path):
+    with pytest.raises(ModelLoadError, match=r"detector: cannot find 'someone/missing'.*fetch-models.*--models-dir"):
+        models.resolve_model_dir(models.ModelSource("detector", "someone/missing"), cache_dir=tmp_path,
+                                 local_files_only=True)
+
+
+def test_missing_local_dir(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        models.resolve_model_dir(models.ModelSource("stance model", "x/y", local_dir=str(tmp_path / "nope")))
+
+
+def test_pickle_weights_are_refused(tmp_path, hub_cache):
+    folder = tmp_path / "model"
+    shutil.copytree(_dir(models.DETECTOR_ID), folder)
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ModelLoadError, match="safetensors.*refused"):
+        models.load_token_classifier(folder)
+
+
+def test_pinned_revision_resolves_offline(hub_cache):
+    snapshot = hub_cache[models.STANCE_ID]
+    path = models.resolve_model_dir(models.ModelSource("stance", models.STANCE_ID, revision=snapshot.name))
+    assert path == snapshot
+    with pytest.raises(ModelLoadError, match="revision 0000000"):
+        models.resolve_model_dir(models.ModelSource("stance", models.STANCE_ID, revision="0" * 40))
+
+
+def test_stance_label_order_comes_from_config(tmp_path, hub_cache):
+    from group_appeal_spark.lib.tiny_models import build_tiny_repos
+
+    repos = build_tiny_repos(tmp_path, seed=0, stance_label_order=("not_entailment", "entailment"))
+    swapped = StanceClassifier.from_dir(repos[models.STANCE_ID])
+    normal = StanceClassifier.from_dir(_dir(models.STANCE_ID))
+    assert (swapped.entailment, normal.entailment) == (1, 0)
+    pair = [("We support farmers.", " farmers")]
+    # same weights, other label order: the entailment probability is the other softmax column
+    s, n = swapped.classify(pair)[0], normal.classify(pair)[0]
+    assert s.prob_positive == pytest.approx(1 - n.prob_positive, abs=1e-5)
+
+
+@pytest.mark.parametrize("device, match", [("tpu", "expected one of"), ("cuda:0", "CUDA")])
+def test_device_errors(device, match):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match=match):
+        resolve_device(device)
+
+
+def test_precision_parse():
+    assert Precision.parse("BF16") is Precision.BF16
+    with pytest.raises(ConfigError, match="'fp32', 'bf16', 'fp16'"):
+        Precision.parse("int8")
+
+
+def test_lib_imports_without_pyspark():
+    """lib/ is the Spark-free core: every module imports with pyspark made unimportable."""
+    code = textwrap.dedent("""
+        import importlib, pkgutil, sys
+        sys.modules["pyspark"] = None
+        import group_appeal_spark.lib as lib
+        names = [m.name for m in pkgutil.iter_modules(lib.__path__)]
+        for name in names:
+            importlib.import_module("group_appeal_spark.lib." + name)
+        print(json.dumps(names))
+    """).replace("import importlib", "import json, importlib")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    names = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"detect", "stance", "embed", "cluster", "models", "appeals"} <= set(names)

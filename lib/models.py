@@ -163,8 +163,16 @@ def load_tokenizer(folder, role: str, **kwargs):
     return tokenizer
 
 
+def quiet_transformers() -> None:
+    """No per-load progress bars in executor logs (one per task would drown the job's log)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _load_auto_model(auto_class, folder, role: str, dtype):
     _require_safetensors(Path(folder), role)
+    quiet_transformers()
     try:
         model = auto_class.from_pretrained(
             str(folder), use_safetensors=True, trust_remote_code=False, dtype=dtype

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import enum
 import json
 import logging
 import math
@@ -73,6 +72,8 @@ __all__ = [
     "triplet_accuracy",
     "clustering_nmi",
     "save_embedder",
+    "check_out_dir",
+    "train_embedder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -604,7 +605,8 @@ class EmbedderTrainer:
         device = resolve_device(config.device)
         started = time.perf_counter()
         # fork_rng: seeding for dropout must not change the caller's global torch RNG.
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        cuda_ids = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_ids):
             torch.manual_seed(config.seed)
             tokenizer, module = self._load(config)
             terms = prepare_terms(

@@ -1,0 +1,207 @@
+"""The DataFrame transforms of the jobs, usable directly from a notebook.
+
+>>> from group_appeal_spark import detect_appeals, embed_mentions, cluster_mentions
+>>> appeals = detect_appeals(docs_df, config)            # mentions + errors DataFrames
+>>> embeddings = embed_mentions(appeals.mentions, config)
+>>> clusters = cluster_mentions(embeddings, config)      # clusters + k_search DataFrames
+
+Transforms do no I/O of their own: reading and writing are in ``jobs/io.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from group_appeal_spark.lib.bundle import ModelBundle
+from group_appeal_spark.lib.cluster import MentionKMeans, search_k
+from group_appeal_spark.lib.config import JobConfig, load_config
+from group_appeal_spark.lib.errors import InputError
+from group_appeal_spark.udfs.appeals import make_appeals_udf
+from group_appeal_spark.udfs.embed import make_embed_udf
+from group_appeal_spark.udfs.shipping import ship_models
+
+log = logging.getLogger("group_appeal_spark")
+
+DOC_ID = "doc_id"
+MENTION_COLUMNS = ["seg_idx", "span", "start", "end", "stance", "prob_positive", "prob_negative",
+                   "prob_neutral", "mention_key"]
+ERROR_COLUMNS = [DOC_ID, "stage", "error"]
+
+
+@dataclasses.dataclass
+class AppealsResult:
+    """What ``detect_appeals`` returns: lazily computed tables over one cached pass of the models."""
+
+    mentions: DataFrame  # doc_id, carried columns, seg_idx, span, start, end, stance, prob_*, mention_key
+    errors: DataFrame    # doc_id, carried columns, stage, error
+    documents: DataFrame  # doc_id, n_segments, n_mentions, error: one row per input row (cached)
+
+
+@dataclasses.dataclass
+class ClusterResult:
+    clusters: DataFrame   # mention_key, mention, count, cluster_id, distance_to_centroid
+    k_search: DataFrame   # k, metric, score, estimated, n_points, chosen
+    best_k: int | None
+    skipped: str | None = None  # why there is no clustering (too few unique mentions)
+
+
+def _config(config) -> JobConfig:
+    return config if isinstance(config, JobConfig) else load_config(overrides=config or {})
+
+
+def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
+    """Check the input columns and give each row its ``doc_id``; keeps text and carried columns.
+
+    Without an id column, the id is made from the content: the first 16 hex digits of the
+    text's SHA-256 and the row's rank among rows with the same text (ordered by all their
+    columns), so it does not depend on partitioning, file order or retries.
+    """
+    cfg = config.input
+    missing = [c for c in [cfg.text_col, *cfg.carry_cols] if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"input: column(s) {', '.join(map(repr, missing))} not found; the input has: {', '.join(df.columns)}. "
+            f"Set --text-col / --carry-cols (input.text_col / input.carry_cols)")
+    carried = [F.col(c) for c in cfg.carry_cols if c not in (cfg.text_col, cfg.id_col)]
+    if cfg.id_col in df.columns:
+        doc_id = F.col(cfg.id_col)
+    else:
+        text_hash = F.substring(F.sha2(F.coalesce(F.col(cfg.text_col).cast("string"), F.lit("")), 256), 1, 16)
+        df = df.withColumn("__hash", text_hash)
+        order = Window.partitionBy("__hash").orderBy(*[F.col(c).asc_nulls_first() for c in df.columns])
+        doc_id = F.concat(F.col("__hash"), F.lit("-"), F.row_number().over(order).cast("string"))
+    return df.select(doc_id.alias(DOC_ID), F.col(cfg.text_col).alias("__text"), *carried)
+
+
+def carried_columns(config: JobConfig) -> list[str]:
+    cfg = config.input
+    return [c for c in cfg.carry_cols if c not in (cfg.text_col, cfg.id_col)]
+
+
+def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = None) -> AppealsResult:
+    """Find the group appeals of every document of ``df``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Documents with the text column (``input.text_col``), optionally the id column and the
+        carried columns.
+    config : JobConfig or dict of dotted overrides, optional
+    bundle : ModelBundle, optional
+        Already resolved models; resolved from ``config`` when omitted.
+    """
+    config = _config(config)
+    spark = df.sparkSession
+    docs = prepare_documents(df, config)
+    carried = carried_columns(config)
+    text_type = docs.schema["__text"].dataType.simpleString()
+    if text_type != "string":
+        raise InputError(f"input: column {config.input.text_col!r} has type {text_type}; expected text (string)")
+    bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
+    find = make_appeals_udf(bundle)
+    results = docs.select(DOC_ID, *carried, find(F.col("__text")).alias("r"))
+    # One pass of the models feeds mentions, errors and the counts.
+    results = results.persist(StorageLevel.MEMORY_AND_DISK)
+    mentions = results.select(DOC_ID, *carried, F.explode("r.appeals").alias("a")) \
+        .select(DOC_ID, *carried, *[F.col(f"a.{c}").alias(c) for c in MENTION_COLUMNS])
+    errors = results.where(F.col("r.error").isNotNull()) \
+        .select(DOC_ID, *carried, F.col("r.error_stage").alias("stage"), F.col("r.error").alias("error"))
+    documents = results.select(DOC_ID, F.col("r.n_segments").alias("n_segments"),
+                               F.size("r.appeals").alias("n_mentions"), F.col("r.error").alias("error"))
+    return AppealsResult(mentions, errors, documents)
+
+
+def distinct_mentions(mentions: DataFrame) -> DataFrame:
+    """One row per mention key: ``mention_key``, ``mention`` (its most frequent span), ``count``."""
+    spans = mentions.groupBy("mention_key", F.trim("span").alias("mention")).agg(F.count(F.lit(1)).alias("n"))
+    # the most frequent span of a key, ties to the alphabetically first: deterministic
+    return spans.groupBy("mention_key").agg(
+        F.min_by("mention", F.struct((-F.col("n")).alias("neg_n"), F.col("mention"))).alias("mention"),
+        F.sum("n").cast("long").alias("count"))
+
+
+def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | None = None) -> DataFrame:
+    """Embed each distinct mention once: ``mention_key``, ``mention``, ``count``, ``embedding``."""
+    config = _config(config)
+    bundle = ship_models(mentions.sparkSession, bundle or ModelBundle.resolve(config), config.models.ship)
+    embed = make_embed_udf(bundle)
+    return distinct_mentions(mentions).select("mention_key", "mention", "count",
+                                              embed(F.col("mention_key")).alias("embedding"))
+
+
+def cluster_mentions(embeddings: DataFrame, config=None, *, progress=None) -> ClusterResult:
+    """k search and k-means on the driver over the distinct mentions' embeddings, weighted by count."""
+    from group_appeal_spark.lib.dictionary import CategoryMatcher, read_dictionary
+
+    config = _config(config)
+    spark = embeddings.sparkSession
+    cfg = config.clustering
+    pdf = embeddings.select("mention_key", "mention", "count", "embedding").toPandas()
+    # a fixed row order, whatever the partitioning, so k-means sees the same input every time
+    pdf = pdf.sort_values("mention_key", kind="stable").reset_index(drop=True)
+    n = len(pdf)
+    empty_k = spark.createDataFrame([], "k int, metric string, score double, estimated boolean, "
+                                        "n_points long, chosen boolean")
+    if n < 2:
+        reason = f"only {n} unique mention(s); clustering needs at least 2"
+        log.warning("clustering skipped: %s", reason)
+        return ClusterResult(_clusters_frame(spark, pdf.assign(cluster_id=[], distance_to_centroid=[])
+                                             if n == 0 else pdf.assign(cluster_id=0, distance_to_centroid=0.0)),
+                             empty_k, None, reason)
+    X = np.stack(pdf["embedding"].map(lambda v: np.asarray(v, dtype=np.float32)).to_list())
+    weights = pdf["count"].to_numpy(dtype=np.float64)
+    skipped = None
+    if cfg.n_clusters is not None:
+        best_k = min(cfg.n_clusters, n)
+        scores = empty_k
+    else:
+        k_max = min(cfg.k_max, n)
+        if k_max < cfg.k_max:
+            log.warning("k search: k_max %d lowered to %d, the number of unique mentions", cfg.k_max, k_max)
+        if cfg.k_min > k_max:
+            skipped = f"k_min {cfg.k_min} exceeds the {n} unique mentions"
+            log.warning("k search skipped: %s; clustering with k=%d", skipped, k_max)
+            best_k = k_max
+            scores = empty_k
+        else:
+            categories = None
+            if cfg.metric == "nmi":
+                matcher = CategoryMatcher(read_dictionary(cfg.dictionary))
+                categories = matcher.match_many(pdf["mention"].tolist())
+            start = time.perf_counter()
+            result = search_k(X, k_min=cfg.k_min, k_max=k_max, metric=cfg.metric, sample_weight=weights,
+                              categories=categories, random_state=cfg.random_state,
+                              silhouette_exact_max=cfg.silhouette_exact_max,
+                              silhouette_sample_size=cfg.silhouette_sample_size,
+                              progress=progress or _log_k_progress(k_max - cfg.k_min + 1, start))
+            best_k = result.best_k
+            table = result.scores.assign(chosen=result.scores["k"] == best_k)
+            scores = spark.createDataFrame(table[["k", "metric", "score", "estimated", "n_points", "chosen"]])
+    model = MentionKMeans(best_k, random_state=cfg.random_state).fit(X, sample_weight=weights)
+    pdf = pdf.assign(cluster_id=model.labels_.astype("int32"), distance_to_centroid=model.distances_.astype(float))
+    return ClusterResult(_clusters_frame(spark, pdf), scores, best_k, skipped)
+
+
+def _clusters_frame(spark, pdf):
+    cols = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid"]
+    return spark.createDataFrame(pdf[cols], "mention_key string, mention string, count long, "
+                                            "cluster_id int, distance_to_centroid double")
+
+
+def _log_k_progress(total: int, start: float):
+    done = []
+
+    def report(k, score, seconds):
+        done.append(k)
+        log.info("k search: k=%d score=%.4f (%.1f s; %d/%d, %.0f s elapsed)", k, score, seconds, len(done), total,
+                 time.perf_counter() - start)
+
+    return report

@@ -1,0 +1,55 @@
+"""run: documents -> mentions with stance -> distinct mentions -> embeddings -> k search and clusters.
+
+    spark-submit --py-files dist/group_appeal_spark-0.1.0-py3-none-any.whl jobs/run.py \\
+        --input docs.parquet --output out/ [--carry-cols party,date,speaker --k-max 40]
+
+    group-appeal-spark run --input examples/sample_corpus.jsonl --input-format json --output out/
+
+Writes mentions/, errors/, mention_embeddings/, k_search/, clusters/, plots/ and summary.json
+under --output (columns: README.md, section 'Outputs').
+"""
+
+import argparse
+import sys
+
+if __package__ in (None, ""):
+    import _bootstrap  # noqa: F401 - run as a file from a checkout
+
+from group_appeal_spark.jobs import _common, io
+from group_appeal_spark.jobs.cluster import run_cluster
+from group_appeal_spark.jobs.detect import add_input_args, run_detect
+
+log = _common.log
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="group-appeal-spark run", description=__doc__.split("\n\n")[0],
+        epilog="Output tables and columns: see README.md, section 'Outputs'. Every config key: conf/defaults.yaml.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_args(parser)
+    _common.add_model_args(parser)
+    _common.add_cluster_args(parser)
+    _common.add_common_args(parser)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+
+    def body(args):
+        config = _common.config_from_args(args)
+        spark = _common.build_session(config, "group-appeal-spark run", args.master)
+        io.check_output_free(spark, config.output.path, config.output.mode)
+        timer = _common.StageTimer()
+        counts = run_detect(spark, config, timer)
+        counts.update(run_cluster(spark, config, config.output.path, timer))
+        summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict()}
+        io.put_text(spark, _common.summary_json(summary), io.join_path(config.output.path, "summary.json"))
+        log.info("run: done: %s", {k: v for k, v in counts.items() if k != "plots"})
+
+    return _common.run_main("run", parser, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Pandas UDF: documents -> their group appeals (detection + stance) or an error record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+from pyspark.sql.functions import pandas_udf
+
+from group_appeal_spark.lib.appeals import results_frame
+from group_appeal_spark.lib.batching import check_one_per_input
+from group_appeal_spark.lib.bundle import ModelBundle
+from group_appeal_spark.udfs._cache import get_or_load, set_torch_threads
+from group_appeal_spark.udfs.schemas import DOCUMENT_RESULT_TYPE
+from group_appeal_spark.udfs.shipping import shipped_root
+
+
+def make_appeals_udf(bundle: ModelBundle):
+    """A UDF taking the text column and returning one result struct per document."""
+    key = bundle.cache_key("appeals")
+
+    @pandas_udf(DOCUMENT_RESULT_TYPE)
+    def find_appeals(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        set_torch_threads(bundle.torch_threads)
+        finder = get_or_load(key, lambda: bundle.appeal_finder(shipped_root(bundle)))
+        for texts in batches:
+            frame = results_frame(finder.process(texts.tolist()))
+            check_one_per_input(len(texts), len(frame), "appeals UDF")
+            yield frame
+
+    return find_appeals

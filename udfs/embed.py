@@ -1,0 +1,30 @@
+"""Pandas UDF: mention keys -> 128-float embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+from pyspark.sql.functions import pandas_udf
+
+from group_appeal_spark.lib.batching import check_one_per_input
+from group_appeal_spark.lib.bundle import ModelBundle
+from group_appeal_spark.udfs._cache import get_or_load, set_torch_threads
+from group_appeal_spark.udfs.schemas import EMBEDDING_TYPE
+from group_appeal_spark.udfs.shipping import shipped_root
+
+
+def make_embed_udf(bundle: ModelBundle):
+    """A UDF taking the mention key column and returning each key's embedding."""
+    key = bundle.cache_key("embed")
+
+    @pandas_udf(EMBEDDING_TYPE)
+    def embed(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        set_torch_threads(bundle.torch_threads)
+        embedder = get_or_load(key, lambda: bundle.embedder(shipped_root(bundle)))
+        for keys in batches:
+            vectors = embedder.embed(keys.tolist())
+            check_one_per_input(len(keys), len(vectors), "embedding UDF")
+            yield pd.Series(list(vectors))
+
+    return embed

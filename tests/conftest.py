@@ -44,3 +44,40 @@ def hub_cache():
 @pytest.fixture(scope="session")
 def session_dir():
     return pathlib.Path(_SESSION_DIR)
+
+
+@pytest.fixture(scope="session")
+def load_log_dir():
+    folder = pathlib.Path(_SESSION_DIR) / "model-loads"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def spark(load_log_dir):
+    """The one local[2] SparkSession of the test session.
+
+    Python workers get an empty hub cache through spark.executorEnv: if an executor ever tried
+    to resolve a hub id instead of loading the folders the driver resolved, it would fail.
+    """
+    from pyspark.sql import SparkSession
+
+    from group_appeal_spark.udfs._cache import LOAD_LOG_ENV
+
+    os.environ[LOAD_LOG_ENV] = str(load_log_dir)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("group-appeal-spark-tests")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
+        .config("spark.executorEnv.HF_HUB_OFFLINE", "1")
+        .config("spark.executorEnv.HF_HUB_CACHE", os.path.join(_SESSION_DIR, "no-hub-on-executors"))
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

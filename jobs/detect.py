@@ -43,11 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_detect(spark, config, timer: _common.StageTimer) -> dict:
+def resolve_models(config, timer: _common.StageTimer) -> ModelBundle:
+    """Find every model before Spark starts, so a missing one fails the job in seconds."""
+    with timer.stage("resolve-models"):
+        return ModelBundle.resolve(config)
+
+
+def run_detect(spark, config, bundle: ModelBundle, timer: _common.StageTimer) -> dict:
     """The models' half of the pipeline; returns the counts for summary.json."""
     out, fmt, mode = config.output.path, config.output.format, config.output.mode
-    with timer.stage("resolve-models"):
-        bundle = ModelBundle.resolve(config)
     docs = io.read_documents(spark, config.input)
     with timer.stage("detect"):
         appeals = detect_appeals(docs, config, bundle=bundle)
@@ -77,10 +81,11 @@ def main(argv=None) -> int:
 
     def body(args):
         config = _common.config_from_args(args)
+        timer = _common.StageTimer()
+        bundle = resolve_models(config, timer)
         spark = _common.build_session(config, "group-appeal-spark detect", args.master)
         io.check_output_free(spark, config.output.path, config.output.mode)
-        timer = _common.StageTimer()
-        counts = run_detect(spark, config, timer)
+        counts = run_detect(spark, config, bundle, timer)
         io.put_text(spark, _common.summary_json({**counts, "stage_seconds": timer.seconds,
                                                  "config": config.to_dict()}),
                     io.join_path(config.output.path, "summary.json"))

@@ -17,7 +17,7 @@ if __package__ in (None, ""):
 
 from group_appeal_spark.jobs import _common, io
 from group_appeal_spark.jobs.cluster import run_cluster
-from group_appeal_spark.jobs.detect import add_input_args, run_detect
+from group_appeal_spark.jobs.detect import add_input_args, resolve_models, run_detect
 
 log = _common.log
 
@@ -39,10 +39,11 @@ def main(argv=None) -> int:
 
     def body(args):
         config = _common.config_from_args(args)
+        timer = _common.StageTimer()
+        bundle = resolve_models(config, timer)
         spark = _common.build_session(config, "group-appeal-spark run", args.master)
         io.check_output_free(spark, config.output.path, config.output.mode)
-        timer = _common.StageTimer()
-        counts = run_detect(spark, config, timer)
+        counts = run_detect(spark, config, bundle, timer)
         counts.update(run_cluster(spark, config, config.output.path, timer))
         summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict()}
         io.put_text(spark, _common.summary_json(summary), io.join_path(config.output.path, "summary.json"))

@@ -29,8 +29,10 @@ DESCRIPTION = """\
 Train a mention embedder (encoder + 128-d projection read at the mask token of the prompt
 "Social group of {mention} is: [MASK].") on a social group dictionary, with the triplet recipe
 of maxwlnd/cl_mention_embedding: the anchor is a dictionary term, the positive another term of
-its category, the negative the nearest term of another category among the batch (hard negative
-mining); triplet loss with a margin on L2-normalised embeddings.
+its category, the negative a term of another category mined among the batch by the current
+embeddings (hard negative mining: by default the nearest one that is still farther than the
+positive, with --negative-mining batch_hard always the nearest); triplet loss with a margin on
+L2-normalised embeddings.
 
 The dictionary is a CSV whose columns are categories and whose cells are terms (the format of
 the k search). Wildcard terms are used as their stem when it is a whole word (farm* -> farm) and

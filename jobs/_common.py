@@ -58,7 +58,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 FLAG_KEYS = {
     "input": "input.path", "output": "output.path", "input_format": "input.format",
     "text_col": "input.text_col", "id_col": "input.id_col", "carry_cols": "input.carry_cols",
-    "segmentation": "segmentation.mode", "models_dir": "models.models_dir", "offline": "models.offline",
+    "segmentation": "segmentation.mode", "chunks": "input.chunks", "models_dir": "models.models_dir", "offline": "models.offline",
     "device": "inference.device", "precision": "inference.precision", "output_format": "output.format",
     "k_min": "clustering.k_min", "k_max": "clustering.k_max", "n_clusters": "clustering.n_clusters",
     "metric": "clustering.metric", "dictionary": "clustering.dictionary",

@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_cluster(spark, config, source: str, timer: _common.StageTimer) -> dict:
+def run_cluster(spark, config, source: str, timer: _common.StageTimer, *, mode: str | None = None) -> dict:
     """The driver-side half: k search, k-means, plots; returns the counts for summary.json."""
-    out, fmt, mode = config.output.path, config.output.format, config.output.mode
+    out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
     embeddings = io.read_table(spark, io.join_path(source, "mention_embeddings"), fmt)
     with timer.stage("cluster"):
         result = cluster_mentions(embeddings, config)

@@ -8,6 +8,8 @@ Writes ``<output>/mentions``, ``<output>/errors``, ``<output>/mention_embeddings
 """
 
 import argparse
+import functools
+import json
 import sys
 
 if __package__ in (None, ""):
@@ -16,7 +18,7 @@ if __package__ in (None, ""):
 from group_appeal_spark.jobs import _common, io
 from group_appeal_spark.jobs.pipeline import detect_appeals, embed_mentions
 from group_appeal_spark.lib.bundle import ModelBundle
-from group_appeal_spark.lib.errors import GroupAppealSparkError
+from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
 
 log = _common.log
 
@@ -30,6 +32,9 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--id-col", help="document id column (default id; stable ids are generated when absent)")
     g.add_argument("--carry-cols", help="comma-separated input columns copied to every output row, e.g. party,date")
     g.add_argument("--segmentation", help="sentence (default) | none: what one model input is")
+    g.add_argument("--chunks", type=int, help="process the documents in N chunks, each checkpointed (input.chunks)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run into the same --output: finished chunks are skipped")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,31 +54,82 @@ def resolve_models(config, timer: _common.StageTimer) -> ModelBundle:
         return ModelBundle.resolve(config)
 
 
-def run_detect(spark, config, bundle: ModelBundle, timer: _common.StageTimer) -> dict:
-    """The models' half of the pipeline; returns the counts for summary.json."""
-    out, fmt, mode = config.output.path, config.output.format, config.output.mode
+def fingerprint(config, bundle: ModelBundle) -> dict:
+    """What must not change between an interrupted run and its resumption."""
+    inp = config.input
+    return {"input": inp.path, "format": inp.format, "text_col": inp.text_col, "id_col": inp.id_col,
+            "carry_cols": inp.carry_cols, "chunks": inp.chunks, "segmentation": config.segmentation.mode,
+            "max_segment_chars": config.segmentation.max_segment_chars, "models": bundle.ids,
+            "precision": config.inference.precision, "window_stride": config.inference.window_stride}
+
+
+def _check_resumable(spark, work: str, expected: dict, resume: bool) -> None:
+    path = io.join_path(work, "fingerprint.json")
+    if resume and io.path_exists(spark, path):
+        found = json.loads(io.get_text(spark, path))
+        changed = sorted(k for k in expected if found.get(k) != expected[k])
+        if changed:
+            raise InputError(f"--resume: {work} was made with other settings ({', '.join(changed)} differ); "
+                             f"resume with the same settings, or start again with --overwrite")
+    else:
+        io.put_text(spark, json.dumps(expected, indent=2), path)
+
+
+def run_detect(spark, config, bundle: ModelBundle, timer: _common.StageTimer, *, resume: bool = False) -> dict:
+    """The models' half of the pipeline; returns the counts for summary.json.
+
+    Documents are processed in ``input.chunks`` chunks by a hash of their id. Each finished
+    chunk leaves its tables and a ``_DONE.json`` marker under ``<output>/_work/``; with
+    ``resume`` a re-run skips the chunks that have one, so an interrupted archive run continues
+    where it stopped. The chunks are then gathered into ``mentions/`` and ``errors/``.
+    """
+    out, fmt = config.output.path, config.output.format
+    final_mode = "overwrite" if resume else config.output.mode
+    work = io.join_path(out, "_work")
     docs = io.read_documents(spark, config.input)
+    _check_resumable(spark, work, fingerprint(config, bundle), resume)
+    n_chunks = config.input.chunks
+    chunk_counts, resumed = [], 0
     with timer.stage("detect"):
-        appeals = detect_appeals(docs, config, bundle=bundle)
-        counts = appeals.documents.selectExpr(
-            "count(*) AS documents", "count(error) AS errors", "coalesce(sum(n_mentions), 0) AS mentions",
-            "coalesce(sum(n_segments), 0) AS segments").first().asDict()
-        io.write_table(appeals.mentions, io.join_path(out, "mentions"), fmt, mode)
-        io.write_table(appeals.errors, io.join_path(out, "errors"), fmt, mode)
-    timer.done("detect", counts["documents"], "documents")
+        for chunk in range(n_chunks):
+            folder = io.join_path(work, f"chunk-{chunk:05d}")
+            marker = io.join_path(folder, "_DONE.json")
+            if resume and io.path_exists(spark, marker):
+                chunk_counts.append(json.loads(io.get_text(spark, marker)))
+                resumed += 1
+                log.info("detect: chunk %d/%d done by an earlier run; skipped", chunk + 1, n_chunks)
+                continue
+            appeals = detect_appeals(docs, config, bundle=bundle, chunk=(chunk, n_chunks))
+            counts = appeals.documents.selectExpr(
+                "count(*) AS documents", "count(error) AS errors", "coalesce(sum(n_mentions), 0) AS mentions",
+                "coalesce(sum(n_segments), 0) AS segments").first().asDict()
+            io.write_table(appeals.mentions, io.join_path(folder, "mentions"), fmt, "overwrite")
+            io.write_table(appeals.errors, io.join_path(folder, "errors"), fmt, "overwrite")
+            appeals.release()
+            io.put_text(spark, json.dumps(counts), marker)
+            chunk_counts.append(counts)
+            log.info("detect: chunk %d/%d: %s", chunk + 1, n_chunks, counts)
+        totals = {k: sum(c[k] for c in chunk_counts) for k in ("documents", "errors", "mentions", "segments")}
+        for table in ("mentions", "errors"):
+            parts = [io.read_table(spark, io.join_path(work, f"chunk-{c:05d}", table), fmt) for c in range(n_chunks)]
+            io.write_table(functools.reduce(lambda a, b: a.unionByName(b), parts),
+                           io.join_path(out, table), fmt, final_mode)
+    timer.done("detect", totals["documents"], "documents")
     n_input = docs.count()
-    if n_input != counts["documents"]:
+    if n_input != totals["documents"]:
         raise GroupAppealSparkError(
-            f"reconciliation failed: {n_input} input rows but {counts['documents']} processed or reported")
+            f"reconciliation failed: {n_input} input rows but {totals['documents']} processed or reported")
     with timer.stage("embed"):
         mentions = io.read_table(spark, io.join_path(out, "mentions"), fmt)
         io.write_table(embed_mentions(mentions, config, bundle=bundle),
-                       io.join_path(out, "mention_embeddings"), fmt, mode)
+                       io.join_path(out, "mention_embeddings"), fmt, final_mode)
         unique = io.read_table(spark, io.join_path(out, "mention_embeddings"), fmt).count()
     timer.done("embed", unique, "unique mentions")
-    return {"input_rows": n_input, "documents_ok": counts["documents"] - counts["errors"],
-            "documents_with_errors": counts["errors"], "segments": counts["segments"],
-            "mentions": counts["mentions"], "unique_mentions": unique}
+    io.delete(spark, work)
+    return {"input_rows": n_input, "documents_ok": totals["documents"] - totals["errors"],
+            "documents_with_errors": totals["errors"], "segments": totals["segments"],
+            "mentions": totals["mentions"], "unique_mentions": unique, "chunks": n_chunks,
+            "chunks_resumed": resumed}
 
 
 def main(argv=None) -> int:
@@ -84,8 +140,9 @@ def main(argv=None) -> int:
         timer = _common.StageTimer()
         bundle = resolve_models(config, timer)
         spark = _common.build_session(config, "group-appeal-spark detect", args.master)
-        io.check_output_free(spark, config.output.path, config.output.mode)
-        counts = run_detect(spark, config, bundle, timer)
+        if not args.resume:
+            io.check_output_free(spark, config.output.path, config.output.mode)
+        counts = run_detect(spark, config, bundle, timer, resume=args.resume)
         io.put_text(spark, _common.summary_json({**counts, "stage_seconds": timer.seconds,
                                                  "config": config.to_dict()}),
                     io.join_path(config.output.path, "summary.json"))

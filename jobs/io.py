@@ -7,10 +7,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from pyspark.sql import functions as F
+
 from group_appeal_spark.lib.config import InputConfig
-from group_appeal_spark.lib.errors import InputError
+from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
 
 log = logging.getLogger("group_appeal_spark")
+
+# A reader's per-row verdict (malformed line, text that is not a string...); null = fine.
+INPUT_ERROR = "__input_error"
 
 _READ_FORMATS = {"json": "json", "csv": "csv", "text": "text", "parquet": "parquet",
                  "delta": "delta", "orc": "orc", "avro": "avro"}
@@ -36,19 +41,67 @@ def read_documents(spark, cfg: InputConfig):
         raise InputError(f"input: {cfg.path} does not exist (or is not readable)")
     reader = spark.read.options(**{k: str(v) for k, v in cfg.options.items()})
     try:
-        if cfg.format == "csv":
-            # header + multiLine: archives keep paragraphs inside quoted text fields
-            df = reader.option("header", cfg.options.get("header", "true")) \
-                .option("multiLine", cfg.options.get("multiLine", "true")) \
-                .option("mode", "PERMISSIVE").csv(cfg.path)
+        if cfg.format == "json":
+            df = _read_json_lines(spark, reader, cfg)
+        elif cfg.format == "csv":
+            df = _read_csv(reader, cfg)
         elif cfg.format == "text":
             df = reader.text(cfg.path).withColumnRenamed("value", cfg.text_col)
         else:
             df = reader.format(_READ_FORMATS.get(cfg.format, cfg.format)).load(cfg.path)
+    except GroupAppealSparkError:
+        raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"input: cannot read {cfg.path} as {cfg.format}: {first}") from exc
     return df
+
+
+def valid_utf8(column):
+    """True where a string column holds valid UTF-8 (text files may carry any bytes).
+
+    Decoding replaces invalid sequences, so the round trip differs exactly for invalid text.
+    Such a value must never reach a Python UDF: Arrow refuses to decode it and the task dies.
+    """
+    return F.decode(column.cast("binary"), "UTF-8") == column
+
+
+def _read_json_lines(spark, reader, cfg: InputConfig):
+    """JSON lines with the text field parsed in Python (numbers, objects, bad escapes stay visible).
+
+    The other fields keep the types Spark infers for them. Blank lines are not documents.
+    """
+    from pyspark.sql import types as T
+
+    from group_appeal_spark.udfs.inputs import make_json_text_udf
+
+    inferred = reader.json(cfg.path).schema
+    if cfg.text_col not in inferred.names:
+        raise InputError(f"input: column {cfg.text_col!r} not found in {cfg.path}; the JSON lines have: "
+                         f"{', '.join(inferred.names)}. Set --text-col (input.text_col)")
+    others = T.StructType([f for f in inferred.fields if f.name not in (cfg.text_col, "_corrupt_record")])
+    lines = reader.text(cfg.path).where(F.trim("value") != "")
+    ok = valid_utf8(F.col("value"))
+    parsed = lines.select(
+        F.from_json(F.when(ok, F.col("value")), others).alias("j"),
+        make_json_text_udf(cfg.text_col)(F.when(ok, F.col("value"))).alias("t"))
+    return parsed.select("j.*", F.col("t.text").alias(cfg.text_col), F.col("t.error").alias(INPUT_ERROR))
+
+
+def _read_csv(reader, cfg: InputConfig):
+    """CSV with a header; every column read as a string, a malformed line reported, not dropped."""
+    from pyspark.sql import types as T
+
+    # header + multiLine: archives keep paragraphs inside quoted text fields
+    reader = reader.option("header", cfg.options.get("header", "true")) \
+        .option("multiLine", cfg.options.get("multiLine", "true"))
+    columns = reader.csv(cfg.path).columns
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns]
+                          + [T.StructField("_corrupt_record", T.StringType())])
+    df = reader.schema(schema).option("mode", "PERMISSIVE") \
+        .option("columnNameOfCorruptRecord", "_corrupt_record").csv(cfg.path)
+    error = F.when(F.col("_corrupt_record").isNotNull(), F.lit("malformed CSV line"))
+    return df.withColumn(INPUT_ERROR, error).drop("_corrupt_record")
 
 
 def check_output_free(spark, path: str, mode: str) -> None:
@@ -95,3 +148,15 @@ def put_text(spark, text: str, dest: str) -> None:
 
 def join_path(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
+
+
+def get_text(spark, path: str) -> str:
+    """Read a small text file from any Hadoop filesystem."""
+    return "\n".join(r.value for r in spark.read.text(path, wholetext=True).collect())
+
+
+def delete(spark, path: str) -> None:
+    """Remove a folder (recursively) on any Hadoop filesystem; nothing when it is not there."""
+    hpath, fs = _jvm_path(spark, path)
+    if fs.exists(hpath):
+        fs.delete(hpath, True)

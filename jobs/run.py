@@ -42,9 +42,11 @@ def main(argv=None) -> int:
         timer = _common.StageTimer()
         bundle = resolve_models(config, timer)
         spark = _common.build_session(config, "group-appeal-spark run", args.master)
-        io.check_output_free(spark, config.output.path, config.output.mode)
-        counts = run_detect(spark, config, bundle, timer)
-        counts.update(run_cluster(spark, config, config.output.path, timer))
+        if not args.resume:
+            io.check_output_free(spark, config.output.path, config.output.mode)
+        counts = run_detect(spark, config, bundle, timer, resume=args.resume)
+        counts.update(run_cluster(spark, config, config.output.path, timer,
+                                  mode="overwrite" if args.resume else None))
         summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict()}
         io.put_text(spark, _common.summary_json(summary), io.join_path(config.output.path, "summary.json"))
         log.info("run: done: %s", {k: v for k, v in counts.items() if k != "plots"})

@@ -50,6 +50,8 @@ class ModelBundle:
     max_segment_chars: int = 20_000
     torch_threads: int | None = None
     shipped_name: str | None = None
+    # Test-only switch: the first UDF batch to create this file raises once (retry tests).
+    fail_once_marker: str | None = None
 
     @classmethod
     def resolve(cls, config: JobConfig) -> "ModelBundle":

@@ -71,6 +71,7 @@ class InputConfig:
     text_col: str = "text"
     id_col: str = "id"
     carry_cols: list[str] = dataclasses.field(default_factory=list)
+    chunks: int = 1
     options: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -128,6 +129,7 @@ class JobConfig:
         if inf.window_stride < 0 or inf.window_stride > 256:
             raise ConfigError(f"inference.window_stride: {inf.window_stride!r} must be between 0 and 256 tokens")
         _positive("segmentation.max_segment_chars", seg.max_segment_chars)
+        _positive("input.chunks", self.input.chunks)
         _positive("clustering.silhouette_exact_max", clu.silhouette_exact_max)
         _positive("clustering.silhouette_sample_size", clu.silhouette_sample_size)
         if clu.k_min < 2:

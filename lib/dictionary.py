@@ -15,11 +15,16 @@ from typing import Any
 
 import pandas as pd
 
+from group_appeal_spark.lib.errors import InputError
+
 __all__ = ["CategoryMatcher", "DictionaryError", "read_dictionary", "term_to_regex"]
 
 
-class DictionaryError(ValueError):
-    """A dictionary file or frame that cannot be used; the message names the source."""
+class DictionaryError(InputError):
+    """A dictionary file or frame that cannot be used; the message names the source.
+
+    An :class:`~group_appeal_spark.lib.errors.InputError`, hence also a ``ValueError``.
+    """
 
 
 def read_dictionary(path: str | os.PathLike) -> pd.DataFrame:

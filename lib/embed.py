@@ -57,9 +57,9 @@ def load_embedder_module(weights_dir, config_dir, *, dtype=None, role: str = "em
     dtype : torch.dtype, optional
         Cast into new tensors of this dtype at load time (the loaded file is never changed).
     """
-    import torch
-    from safetensors.torch import load_file
     from transformers import AutoConfig
+
+    from group_appeal_spark.lib.weights import assign_state_dict, empty_model, load_safetensors
 
     weights_dir = Path(weights_dir)
     _require_safetensors(weights_dir, role)
@@ -68,20 +68,31 @@ def load_embedder_module(weights_dir, config_dir, *, dtype=None, role: str = "em
         raise ModelLoadError(f"{role}: {weights_dir} has no model.safetensors (the embedder's checkpoint)")
     try:
         config = AutoConfig.from_pretrained(str(config_dir), trust_remote_code=False)
-        state = load_file(str(weights))
+        # views into one private mapping of the file, shared by all workers through the page cache
+        state = load_safetensors(weights, dtype=dtype)
         if "projector.0.weight" not in state:
             raise ModelLoadError(
                 f"{role}: {weights} has no 'projector.0.weight'; expected the keys encoder.* and "
                 f"projector.0.{{weight,bias}} of maxwlnd/cl_mention_embedding"
             )
-        module = _build_module(config, int(state["projector.0.weight"].shape[0]))
-        module.load_state_dict(state, strict=True, assign=True)
-    except ModelLoadError:
-        raise
+        with empty_model():
+            module = _build_module(config, int(state["projector.0.weight"].shape[0]))
+        unexpected = sorted(set(state) - set(module.state_dict()))
+        if unexpected:  # the reference loads with strict=True
+            raise ModelLoadError(f"{role}: {weights} has unexpected keys: {', '.join(unexpected[:10])}")
+        assign_state_dict(module, state, weights)
+    except ModelLoadError as exc:
+        if str(exc).startswith(f"{role}:"):
+            raise
+        raise ModelLoadError(f"{role}: cannot load the embedder from {weights_dir} (config {config_dir}): {exc}") from exc
     except Exception as exc:
         raise ModelLoadError(f"{role}: cannot load the embedder from {weights_dir} (config {config_dir}): {exc}") from exc
-    if dtype is not None and dtype != torch.float32:
-        module = module.to(dtype)
+    if dtype is not None:
+        # float buffers follow the precision; weights were cast at load time into new tensors
+        for sub in module.modules():
+            for name, buf in list(sub._buffers.items()):
+                if buf is not None and buf.is_floating_point() and buf.dtype != dtype:
+                    sub._buffers[name] = buf.to(dtype)
     return module.eval()
 
 

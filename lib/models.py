@@ -173,10 +173,14 @@ def quiet_transformers() -> None:
 def _load_auto_model(auto_class, folder, role: str, dtype):
     _require_safetensors(Path(folder), role)
     quiet_transformers()
+    from group_appeal_spark.lib.weights import load_pretrained
+
     try:
-        model = auto_class.from_pretrained(
-            str(folder), use_safetensors=True, trust_remote_code=False, dtype=dtype
-        )
+        # Parameters are views into one private mapping of the safetensors file: every Python
+        # worker of a node shares the page cache's copy (from_pretrained gives each its own).
+        model = load_pretrained(auto_class, folder, dtype=dtype)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{role}: cannot load the model from {folder}: {exc}") from exc
     except Exception as exc:
         raise ModelLoadError(f"{role}: cannot load the model from {folder}: {exc}") from exc
     return model.eval()

@@ -55,33 +55,13 @@ def plot_k_scores(scores: pd.DataFrame, best_k: int, path: str | os.PathLike) ->
         # The package itself first: a None in sys.modules must stop the import here even if a
         # submodule is still cached.
         import matplotlib  # noqa: F401
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
     except ImportError:
         _log_skipped("k-score plot (PNG)", "matplotlib", path)
         return None
 
-    metrics = sorted(set(scores["metric"].astype(str)))
-    metric = ", ".join(_METRIC_NAMES.get(name, name) for name in metrics)
-    estimated = bool(scores["estimated"].any())
-    ordered = scores.sort_values("k")
-
-    # A bare Figure with its own Agg canvas: pyplot would keep global state and could pick an
-    # interactive backend on a machine with a display.
-    figure = Figure(figsize=(10, 6), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.plot(ordered["k"], ordered["score"], marker="o", linewidth=1.5)
-    axes.axvline(best_k, linestyle="--", color="tab:red", label=f"best k = {best_k}")
-    axes.set_xlabel("Number of clusters (k)")
-    axes.set_ylabel(f"{metric} score")
-    axes.grid(True, alpha=0.5)
-    axes.legend(loc="best")
-    how = (
-        "estimated on a sample of occurrences" if estimated else "exact, over all occurrences"
-    )
-    axes.set_title(f"{metric} score across k ({how})")
-
+    figure = _k_scores_figure(scores, best_k)
     target = _prepare(path)
     figure.savefig(target, format="png")
     return target
@@ -133,18 +113,67 @@ def plot_cluster_boxplot(
         )
     try:
         import plotly  # noqa: F401
-        import plotly.graph_objects as go
+        import plotly.graph_objects  # noqa: F401
     except ImportError:
         _log_skipped("cluster box plot (HTML)", "plotly", path)
         return None
 
+    figure = _cluster_box_figure(
+        clusters, mention_col, cluster_col, distance_col, int(max_points_per_cluster)
+    )
+    target = _prepare(path)
+    figure.write_html(target, include_plotlyjs=True, full_html=True)
+    return target
+
+
+def _k_scores_figure(scores: pd.DataFrame, best_k: int):
+    """The matplotlib Figure of plot_k_scores, on its own Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    metrics = sorted(set(scores["metric"].astype(str)))
+    metric = ", ".join(_METRIC_NAMES.get(name, name) for name in metrics)
+    estimated = bool(scores["estimated"].any())
+    ordered = scores.sort_values("k")
+
+    # A bare Figure with its own Agg canvas: pyplot would keep global state and could pick an
+    # interactive backend on a machine with a display.
+    figure = Figure(figsize=(10, 6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.plot(ordered["k"], ordered["score"], marker="o", linewidth=1.5)
+    axes.axvline(best_k, linestyle="--", color="tab:red", label=f"best k = {best_k}")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("Number of clusters (k)")
+    axes.set_ylabel(f"{metric} score")
+    axes.grid(True, alpha=0.5)
+    axes.legend(loc="best")
+    how = (
+        "estimated on a sample of occurrences" if estimated else "exact, over all occurrences"
+    )
+    axes.set_title(f"{metric} score across k ({how})")
+    return figure
+
+
+def _cluster_box_figure(
+    clusters: pd.DataFrame,
+    mention_col: str,
+    cluster_col: str,
+    distance_col: str,
+    max_points_per_cluster: int,
+):
+    """The plotly Figure of plot_cluster_boxplot: per cluster a box trace and a points trace."""
+    import plotly.graph_objects as go
+
     figure = go.Figure()
-    cluster_ids = sorted(clusters[cluster_col].dropna().unique())
+    cluster_ids = []
     # A numeric x axis (cluster i at x=i) lets the points sit beside their box with a
     # deterministic jitter; the tick labels carry the cluster names.
     jitter = np.random.default_rng(0)
-    for position, cluster_id in enumerate(cluster_ids):
-        members = clusters[clusters[cluster_col] == cluster_id]
+    groups = clusters.groupby(cluster_col, sort=True, dropna=True)
+    for position, (cluster_id, members) in enumerate(groups):
+        cluster_ids.append(cluster_id)
         distances = members[distance_col].to_numpy(dtype=np.float64)
         q1, median, q3 = np.quantile(distances, [0.25, 0.5, 0.75])
         lower, upper = _tukey_fences(distances, q1, q3)
@@ -200,9 +229,7 @@ def plot_cluster_boxplot(
         hovermode="closest",
         margin=dict(l=60, r=30, t=80, b=80),
     )
-    target = _prepare(path)
-    figure.write_html(target, include_plotlyjs=True, full_html=True)
-    return target
+    return figure
 
 
 def _tukey_fences(values: np.ndarray, q1: float, q3: float) -> tuple[float, float]:

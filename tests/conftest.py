@@ -66,7 +66,7 @@ def spark(load_log_dir):
 
     os.environ[LOAD_LOG_ENV] = str(load_log_dir)
     session = (
-        SparkSession.builder.master("local[2]")
+        SparkSession.builder.master("local[2,4]")  # up to 4 attempts per task: retry tests
         .appName("group-appeal-spark-tests")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "2")

@@ -1,4 +1,4 @@
-"""Weighted k-means over unique mentions and the k search, against scikit-learn and the reference."""
+"""Weighted k-means over unique mentions and the k search, against scikit-learn and reference."""
 
 import numpy as np
 import pandas as pd
@@ -338,11 +338,16 @@ def test_best_k_is_the_first_of_equal_scores(weighted, monkeypatch):
     assert result.best_k == 3
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_undefined_silhouette_is_nan_and_all_undefined_is_an_error():
     X = np.tile(np.eye(4, dtype=np.float32)[:1], (6, 1))
-    with pytest.warns(DegenerateClusteringWarning, match="1 distinct rows"):
+    with pytest.warns(DegenerateClusteringWarning) as caught:
         with pytest.raises(ValueError, match=r"no k in \[2, 3\] gives a defined silhouette"):
             search_k(X, k_min=2, k_max=3)
+    messages = [str(warning.message) for warning in caught]
+    assert sum("X has 1 distinct rows" in message for message in messages) == 2
+    assert sum("silhouette undefined with 1 distinct clusters" in message
+               for message in messages) == 2
 
 
 @pytest.mark.parametrize(

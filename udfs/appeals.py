@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pandas as pd
@@ -24,8 +25,19 @@ def make_appeals_udf(bundle: ModelBundle):
         set_torch_threads(bundle.torch_threads)
         finder = get_or_load(key, lambda: bundle.appeal_finder(shipped_root(bundle)))
         for texts in batches:
+            if bundle.fail_once_marker:
+                _fail_once(bundle.fail_once_marker)
             frame = results_frame(finder.process(texts.tolist()))
             check_one_per_input(len(texts), len(frame), "appeals UDF")
             yield frame
 
     return find_appeals
+
+
+def _fail_once(marker: str) -> None:
+    """Raise in the first task that gets here (an injected failure; Spark must retry the task)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    raise RuntimeError(f"injected one-time task failure (test switch, marker {marker})")

@@ -140,7 +140,9 @@ def main(argv=None) -> int:
         timer = _common.StageTimer()
         bundle = resolve_models(config, timer)
         spark = _common.build_session(config, "group-appeal-spark detect", args.master)
-        if not args.resume:
+        if args.resume:
+            io.check_output_writable(spark, config.output.path)
+        else:
             io.check_output_free(spark, config.output.path, config.output.mode)
         counts = run_detect(spark, config, bundle, timer, resume=args.resume)
         io.put_text(spark, _common.summary_json({**counts, "stage_seconds": timer.seconds,

@@ -60,9 +60,12 @@ def read_documents(spark, cfg: InputConfig):
 def valid_utf8(column):
     """True where a string column holds valid UTF-8 (text files may carry any bytes).
 
-    Decoding replaces invalid sequences, so the round trip differs exactly for invalid text.
     Such a value must never reach a Python UDF: Arrow refuses to decode it and the task dies.
+    Spark 4 tests it directly; on Spark 3.5, decoding replaces invalid sequences, so the round
+    trip differs exactly for invalid text.
     """
+    if hasattr(F, "is_valid_utf8"):
+        return F.is_valid_utf8(column)
     return F.decode(column.cast("binary"), "UTF-8") == column
 
 
@@ -105,14 +108,27 @@ def _read_csv(reader, cfg: InputConfig):
 
 
 def check_output_free(spark, path: str, mode: str) -> None:
-    """Fail before any work when the output exists and the mode is ``error``."""
+    """Fail before any work when the output exists (mode ``error``) or cannot be written."""
     if not path:
         raise InputError("output: no output path; give --output PATH")
     if mode == "error" and path_exists(spark, path):
         hpath, fs = _jvm_path(spark, path)
-        if fs.isDirectory(hpath) and len(fs.listStatus(hpath)) == 0:
-            return
-        raise InputError(f"output: {path} already exists; choose another --output or pass --overwrite")
+        if not (fs.isDirectory(hpath) and len(fs.listStatus(hpath)) == 0):
+            raise InputError(f"output: {path} already exists; choose another --output or pass --overwrite")
+    check_output_writable(spark, path)
+
+
+def check_output_writable(spark, path: str) -> None:
+    """Create the output folder and a probe file in it, so a read-only target fails in seconds."""
+    try:
+        hpath, fs = _jvm_path(spark, path)
+        probe = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(join_path(path, "_write_probe"))
+        fs.mkdirs(hpath)
+        fs.create(probe, True).close()
+        fs.delete(probe, False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"output: {path} is not writable: {first[:300]}") from exc
 
 
 def write_table(df, path: str, fmt: str, mode: str) -> None:
@@ -151,8 +167,13 @@ def join_path(base: str, *parts: str) -> str:
 
 
 def get_text(spark, path: str) -> str:
-    """Read a small text file from any Hadoop filesystem."""
-    return "\n".join(r.value for r in spark.read.text(path, wholetext=True).collect())
+    """Read a small text file from any Hadoop filesystem (markers: Spark's readers skip `_` names)."""
+    hpath, fs = _jvm_path(spark, path)
+    stream = fs.open(hpath)
+    try:
+        return spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
 
 
 def delete(spark, path: str) -> None:

@@ -42,7 +42,9 @@ def main(argv=None) -> int:
         timer = _common.StageTimer()
         bundle = resolve_models(config, timer)
         spark = _common.build_session(config, "group-appeal-spark run", args.master)
-        if not args.resume:
+        if args.resume:
+            io.check_output_writable(spark, config.output.path)
+        else:
             io.check_output_free(spark, config.output.path, config.output.mode)
         counts = run_detect(spark, config, bundle, timer, resume=args.resume)
         counts.update(run_cluster(spark, config, config.output.path, timer,

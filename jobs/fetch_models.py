@@ -9,7 +9,9 @@ with a manifest.json. Jobs then take `--models-dir <out>` and never contact the 
 """
 
 import argparse
+import fnmatch
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,8 +20,9 @@ if __package__ in (None, ""):
     import _bootstrap  # noqa: F401 - run as a file from a checkout
 
 from group_appeal_spark.jobs import _common
-from group_appeal_spark.lib.errors import InputError, ModelLoadError
-from group_appeal_spark.lib.models import SNAPSHOT_PATTERNS, repo_folder_name
+from group_appeal_spark.lib.config import load_config, parse_override
+from group_appeal_spark.lib.errors import InputError
+from group_appeal_spark.lib.models import SNAPSHOT_PATTERNS, ModelSource, repo_folder_name, resolve_model_dir
 
 log = _common.log
 
@@ -38,26 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fetch(config, dest: Path, overwrite: bool) -> dict:
-    """Download each model of ``config`` into ``dest/<org>--<name>``; returns the manifest."""
-    from huggingface_hub import snapshot_download
+    """Copy each model of ``config`` into ``dest/<org>--<name>``; returns the manifest.
 
+    Each repository is first resolved through the hub cache (downloaded when online, taken from
+    the cache when offline), then its files are copied out as plain files.
+    """
     manifest = {}
-    for role, ref in [(r, getattr(config.models, r)) for r in
-                      ("detector", "detector_tokenizer", "stance", "embedder", "embedder_config")]:
+    for role, source in config.model_sources().items():
+        ref = getattr(config.models, role)
         target = dest / repo_folder_name(ref.repo_id)
         if target.exists() and any(target.iterdir()) and not overwrite:
-            raise InputError(f"fetch-models: {target} is not empty; pass --overwrite to replace it")
+            raise InputError(f"{target} is not empty; pass --overwrite to replace it")
         log.info("fetching %s (%s%s) -> %s", role, ref.repo_id, f"@{ref.revision}" if ref.revision else "", target)
-        try:
-            snapshot_download(ref.repo_id, revision=ref.revision, local_dir=str(target),
-                              allow_patterns=SNAPSHOT_PATTERNS, cache_dir=config.models.cache_dir)
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"fetch-models: cannot download {ref.repo_id}: {first}. fetch-models needs "
-                                 f"access to the Hugging Face hub (or a hub cache holding the models)") from exc
-        files = sorted(str(p.relative_to(target)) for p in target.rglob("*")
-                       if p.is_file() and ".cache" not in p.parts)
-        manifest[role] = {"repo_id": ref.repo_id, "revision": ref.revision, "folder": target.name, "files": files}
+        source = ModelSource(source.role, ref.repo_id, ref.revision)  # always from the hub/cache here
+        snapshot = resolve_model_dir(source, cache_dir=config.models.cache_dir,
+                                     local_files_only=True if config.models.offline else None)
+        files = []
+        for path in sorted(snapshot.rglob("*")):
+            if path.is_file() and any(fnmatch.fnmatch(path.name, p) for p in SNAPSHOT_PATTERNS):
+                rel = path.relative_to(snapshot)
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target / rel)  # follows the cache's symlinks to the blobs
+                files.append(str(rel))
+        manifest[role] = {"repo_id": ref.repo_id, "revision": ref.revision, "commit": snapshot.name,
+                          "folder": target.name, "files": files}
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return manifest
 
@@ -66,7 +73,7 @@ def main(argv=None) -> int:
     parser = build_parser()
 
     def body(args):
-        config = _common.load_config(args.config, dict(_common.parse_override(s) for s in args.set))
+        config = load_config(args.config, dict(parse_override(s) for s in args.set))
         remote = "://" in args.out or args.out.startswith("dbfs:")
         if not remote:
             dest = Path(args.out).expanduser()

@@ -185,3 +185,26 @@ def test_spark_submit_from_checkout_with_tiny_models(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["input_rows"] == 40 and summary["documents_ok"] == 40
     assert set(pd.read_parquet(out / "mentions").columns) >= {"party", "speaker", "date"}
+
+
+def test_fetch_models_snapshot_serves_models_dir(spark, corpus, run_output, tmp_path):
+    from group_appeal_spark.jobs import fetch_models
+    from group_appeal_spark.jobs.pipeline import detect_appeals
+
+    snapshot = tmp_path / "models"
+    assert fetch_models.main(["--out", str(snapshot)]) == 0
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    assert set(manifest) == {"detector", "detector_tokenizer", "stance", "embedder", "embedder_config"}
+    assert (snapshot / "maxwlnd--socialgroup_stance_classification_nli" / "spm.model").is_file()
+    assert not list(snapshot.rglob("*.bin"))
+    assert fetch_models.main(["--out", str(snapshot)]) == 2, "a non-empty snapshot is not overwritten silently"
+
+    config = load_config(overrides={"models.models_dir": str(snapshot), "input.carry_cols": ["party"]})
+    bundle = ModelBundle.resolve(config)
+    assert all(str(snapshot) in folder for folder in bundle.folders.values())
+    docs = spark.read.parquet(str(corpus[0])).where("id < 'd006'")
+    got = detect_appeals(docs, config, bundle=bundle).mentions.toPandas()
+    expected = _table(run_output, "mentions")
+    expected = expected[expected["doc_id"] < "d006"]
+    key = ["doc_id", "start", "end", "span", "stance"]
+    assert sorted(got[key].itertuples(index=False)) == sorted(expected[key].itertuples(index=False))

@@ -15,6 +15,7 @@ import logging
 import time
 
 import numpy as np
+import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -171,56 +172,145 @@ def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | No
 
 
 def cluster_mentions(embeddings: DataFrame, config=None, *, progress=None) -> ClusterResult:
-    """k search and k-means on the driver over the distinct mentions' embeddings, weighted by count."""
+    """k search and k-means over the distinct mentions' embeddings, weighted by count.
+
+    On the driver (scikit-learn, the reference's numbers) by default; with
+    ``clustering.backend: spark``, or ``auto`` above ``clustering.spark_above`` distinct mentions,
+    with Spark ML on the cluster.
+    """
+    config = _config(config)
+    cfg = config.clustering
+    if cfg.backend == "spark" or (cfg.backend == "auto" and embeddings.count() > cfg.spark_above):
+        return _cluster_on_spark(embeddings, cfg, progress)
+    return _cluster_on_driver(embeddings, cfg, progress)
+
+
+def _k_range(cfg, n: int) -> tuple[int, int | None, str | None]:
+    """``(best_k if fixed, k_max or None when no search, why the search was skipped)``."""
+    if cfg.n_clusters is not None:
+        return min(cfg.n_clusters, n), None, None
+    k_max = min(cfg.k_max, n)
+    if k_max < cfg.k_max:
+        log.warning("k search: k_max %d lowered to %d, the number of unique mentions", cfg.k_max, k_max)
+    if cfg.k_min > k_max:
+        skipped = f"k_min {cfg.k_min} exceeds the {n} unique mentions"
+        log.warning("k search skipped: %s; clustering with k=%d", skipped, k_max)
+        return k_max, None, skipped
+    return 0, k_max, None
+
+
+def _empty_k_search(spark) -> DataFrame:
+    return spark.createDataFrame([], "k int, metric string, score double, estimated boolean, "
+                                     "n_points long, chosen boolean")
+
+
+def _cluster_on_driver(embeddings: DataFrame, cfg, progress) -> ClusterResult:
     from group_appeal_spark.lib.dictionary import CategoryMatcher, read_dictionary
 
-    config = _config(config)
     spark = embeddings.sparkSession
-    cfg = config.clustering
     pdf = embeddings.select("mention_key", "mention", "count", "embedding").toPandas()
     # a fixed row order, whatever the partitioning, so k-means sees the same input every time
     pdf = pdf.sort_values("mention_key", kind="stable").reset_index(drop=True)
     n = len(pdf)
-    empty_k = spark.createDataFrame([], "k int, metric string, score double, estimated boolean, "
-                                        "n_points long, chosen boolean")
     if n < 2:
         reason = f"only {n} unique mention(s); clustering needs at least 2"
         log.warning("clustering skipped: %s", reason)
         return ClusterResult(_clusters_frame(spark, pdf.assign(cluster_id=[], distance_to_centroid=[])
                                              if n == 0 else pdf.assign(cluster_id=0, distance_to_centroid=0.0)),
-                             empty_k, None, reason)
+                             _empty_k_search(spark), None, reason)
     X = np.stack(pdf["embedding"].map(lambda v: np.asarray(v, dtype=np.float32)).to_list())
     weights = pdf["count"].to_numpy(dtype=np.float64)
-    skipped = None
-    if cfg.n_clusters is not None:
-        best_k = min(cfg.n_clusters, n)
-        scores = empty_k
-    else:
-        k_max = min(cfg.k_max, n)
-        if k_max < cfg.k_max:
-            log.warning("k search: k_max %d lowered to %d, the number of unique mentions", cfg.k_max, k_max)
-        if cfg.k_min > k_max:
-            skipped = f"k_min {cfg.k_min} exceeds the {n} unique mentions"
-            log.warning("k search skipped: %s; clustering with k=%d", skipped, k_max)
-            best_k = k_max
-            scores = empty_k
-        else:
-            categories = None
-            if cfg.metric == "nmi":
-                matcher = CategoryMatcher(read_dictionary(cfg.dictionary))
-                categories = matcher.match_many(pdf["mention"].tolist())
-            start = time.perf_counter()
-            result = search_k(X, k_min=cfg.k_min, k_max=k_max, metric=cfg.metric, sample_weight=weights,
-                              categories=categories, random_state=cfg.random_state,
-                              silhouette_exact_max=cfg.silhouette_exact_max,
-                              silhouette_sample_size=cfg.silhouette_sample_size,
-                              progress=progress or _log_k_progress(k_max - cfg.k_min + 1, start))
-            best_k = result.best_k
-            table = result.scores.assign(chosen=result.scores["k"] == best_k)
-            scores = spark.createDataFrame(table[["k", "metric", "score", "estimated", "n_points", "chosen"]])
+    best_k, k_max, skipped = _k_range(cfg, n)
+    scores = _empty_k_search(spark)
+    if k_max is not None:
+        categories = None
+        if cfg.metric == "nmi":
+            categories = CategoryMatcher(read_dictionary(cfg.dictionary)).match_many(pdf["mention"].tolist())
+        start = time.perf_counter()
+        result = search_k(X, k_min=cfg.k_min, k_max=k_max, metric=cfg.metric, sample_weight=weights,
+                          categories=categories, random_state=cfg.random_state,
+                          silhouette_exact_max=cfg.silhouette_exact_max,
+                          silhouette_sample_size=cfg.silhouette_sample_size,
+                          progress=progress or _log_k_progress(k_max - cfg.k_min + 1, start))
+        best_k = result.best_k
+        table = result.scores.assign(chosen=result.scores["k"] == best_k)
+        scores = spark.createDataFrame(table[["k", "metric", "score", "estimated", "n_points", "chosen"]])
     model = MentionKMeans(best_k, random_state=cfg.random_state).fit(X, sample_weight=weights)
     pdf = pdf.assign(cluster_id=model.labels_.astype("int32"), distance_to_centroid=model.distances_.astype(float))
     return ClusterResult(_clusters_frame(spark, pdf), scores, best_k, skipped)
+
+
+SPARK_SILHOUETTE = "spark_silhouette_sqeuclidean"
+
+
+def _cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
+    """Spark ML k-means (weighted by count) and its evaluator, for more mentions than a driver holds.
+
+    Spark's ClusteringEvaluator computes the silhouette with squared Euclidean distances in
+    O(n k); the k-search table names that score ``spark_silhouette_sqeuclidean`` since it is not
+    the reference's Euclidean silhouette. NMI collects only labels and categories.
+    """
+    from pyspark.ml.clustering import KMeans as SparkKMeans
+    from pyspark.ml.evaluation import ClusteringEvaluator
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+
+    from group_appeal_spark.lib.dictionary import CategoryMatcher, read_dictionary
+
+    spark = embeddings.sparkSession
+    data = embeddings.select("mention_key", "mention", "count", array_to_vector("embedding").alias("features")) \
+        .orderBy("mention_key").persist(StorageLevel.MEMORY_AND_DISK)
+    n = data.count()
+    if n < 2:
+        data.unpersist()
+        return _cluster_on_driver(embeddings, cfg, progress)
+    best_k, k_max, skipped = _k_range(cfg, n)
+
+    def fit(k):
+        return SparkKMeans(k=k, seed=cfg.random_state, weightCol="count", featuresCol="features",
+                           predictionCol="cluster_id").fit(data)
+
+    scores, models = _empty_k_search(spark), {}
+    if k_max is not None:
+        matcher = CategoryMatcher(read_dictionary(cfg.dictionary)) if cfg.metric == "nmi" else None
+        rows, start = [], time.perf_counter()
+        report = progress or _log_k_progress(k_max - cfg.k_min + 1, start)
+        for k in range(cfg.k_min, k_max + 1):
+            t0 = time.perf_counter()
+            models[k] = fit(k)
+            pred = models[k].transform(data)
+            if matcher is None:
+                score = ClusteringEvaluator(metricName="silhouette", distanceMeasure="squaredEuclidean",
+                                            predictionCol="cluster_id", weightCol="count").evaluate(pred)
+                metric, points = SPARK_SILHOUETTE, None
+            else:
+                from sklearn.metrics import normalized_mutual_info_score
+
+                labels = pred.select("mention", "count", "cluster_id").toPandas()
+                cats = np.array(matcher.match_many(labels["mention"].tolist()), dtype=object)
+                hit = np.array([c is not None for c in cats])
+                reps = labels["count"].to_numpy()[hit]
+                score = normalized_mutual_info_score(np.repeat(cats[hit].astype(str), reps),
+                                                     np.repeat(labels["cluster_id"].to_numpy()[hit], reps))
+                metric, points = "nmi", int(reps.sum())
+            rows.append((k, metric, float(score), False, points))
+            report(k, float(score), time.perf_counter() - t0)
+        table = pd.DataFrame(rows, columns=["k", "metric", "score", "estimated", "n_points"])
+        best_k = int(table.loc[table["score"].idxmax(), "k"])
+        total = int(embeddings.agg(F.sum("count")).first()[0])
+        table["n_points"] = table["n_points"].fillna(total).astype("int64")
+        scores = spark.createDataFrame(table.assign(chosen=table["k"] == best_k))
+    model = models.get(best_k) or fit(best_k)
+    centers = np.stack(model.clusterCenters())
+
+    @F.pandas_udf("double")
+    def distance(vectors: pd.Series, labels: pd.Series) -> pd.Series:
+        X = np.stack(vectors.to_numpy())
+        return pd.Series(np.linalg.norm(X - centers[labels.to_numpy()], axis=1))
+
+    pred = model.transform(data)
+    clusters = pred.select("mention_key", "mention", F.col("count").cast("long"), F.col("cluster_id").cast("int"),
+                           distance(vector_to_array("features"), F.col("cluster_id")).alias("distance_to_centroid"))
+    return ClusterResult(clusters, scores, best_k, skipped)
 
 
 def _clusters_frame(spark, pdf):

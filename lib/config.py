@@ -30,6 +30,7 @@ METRICS = ("silhouette", "nmi")
 INPUT_FORMATS = ("parquet", "csv", "json", "text", "delta", "orc", "avro")
 WRITE_MODES = ("error", "overwrite")
 SHIP_MODES = ("auto", "files", "path")
+CLUSTER_BACKENDS = ("driver", "spark", "auto")
 
 
 @dataclasses.dataclass
@@ -91,6 +92,8 @@ class ClusteringConfig:
     random_state: int = 42
     silhouette_exact_max: int = 10_000
     silhouette_sample_size: int = 10_000
+    backend: str = "driver"
+    spark_above: int = 1_000_000
 
 
 @dataclasses.dataclass
@@ -120,6 +123,8 @@ class JobConfig:
         _choice("segmentation.mode", seg.mode, SEGMENTATION_MODES)
         _choice("clustering.metric", clu.metric, METRICS)
         _choice("output.mode", self.output.mode, WRITE_MODES)
+        _choice("clustering.backend", clu.backend, CLUSTER_BACKENDS)
+        _positive("clustering.spark_above", clu.spark_above)
         for key in ("detect_batch_size", "stance_batch_size", "embed_batch_size"):
             _positive(f"inference.{key}", getattr(inf, key))
         if inf.max_tokens_per_batch is not None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -208,3 +209,30 @@ def test_fetch_models_snapshot_serves_models_dir(spark, corpus, run_output, tmp_
     expected = expected[expected["doc_id"] < "d006"]
     key = ["doc_id", "start", "end", "span", "stance"]
     assert sorted(got[key].itertuples(index=False)) == sorted(expected[key].itertuples(index=False))
+
+
+@pytest.mark.parametrize("metric", ["silhouette", "nmi"])
+def test_spark_ml_backend_clusters_every_mention(spark, run_output, tmp_path, metric):
+    from group_appeal_spark.jobs.pipeline import SPARK_SILHOUETTE, cluster_mentions
+
+    dictionary = tmp_path / "dict.csv"
+    dictionary.write_text("farming,age,health\nfarm*,young people,nurs*\nfarmers,pensioners,doctors\n")
+    overrides = {"clustering.backend": "spark", "clustering.k_min": 2, "clustering.k_max": 4,
+                 "clustering.metric": metric, "clustering.dictionary": str(dictionary)}
+    embeddings = spark.read.parquet(str(run_output / "mention_embeddings"))
+    result = cluster_mentions(embeddings, load_config(overrides=overrides))
+    clusters = result.clusters.toPandas()
+    scores = result.k_search.toPandas().sort_values("k")
+    emb = embeddings.toPandas().set_index("mention_key")
+    assert sorted(clusters["mention_key"]) == sorted(emb.index)
+    assert scores["k"].tolist() == [2, 3, 4] and scores["chosen"].sum() == 1
+    assert set(scores["metric"]) == {SPARK_SILHOUETTE if metric == "silhouette" else "nmi"}
+    assert result.best_k == int(scores.loc[scores["score"].idxmax(), "k"])
+    assert clusters["cluster_id"].between(0, result.best_k - 1).all()
+    # distances are to the cluster's own weighted centroid
+    X = np.stack(emb.loc[clusters["mention_key"], "embedding"].map(np.asarray).to_list())
+    w = clusters["count"].to_numpy()[:, None]
+    for cid, group in clusters.groupby("cluster_id"):
+        idx = group.index.to_numpy()
+        center = (X[idx] * w[idx]).sum(axis=0) / w[idx].sum()
+        assert np.allclose(np.linalg.norm(X[idx] - center, axis=1), group["distance_to_centroid"], atol=1e-4)

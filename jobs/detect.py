@@ -132,18 +132,24 @@ def run_detect(spark, config, bundle: ModelBundle, timer: _common.StageTimer, *,
             "chunks_resumed": resumed}
 
 
+def start(args, app_name: str):
+    """Everything before the first write: config, models, session, output checks (fail early)."""
+    config = _common.config_from_args(args)
+    timer = _common.StageTimer()
+    bundle = resolve_models(config, timer)
+    spark = _common.build_session(config, app_name, args.master)
+    if args.resume:
+        io.check_output_writable(spark, config.output.path)
+    else:
+        io.check_output_free(spark, config.output.path, config.output.mode)
+    return config, spark, bundle, timer
+
+
 def main(argv=None) -> int:
     parser = build_parser()
 
     def body(args):
-        config = _common.config_from_args(args)
-        timer = _common.StageTimer()
-        bundle = resolve_models(config, timer)
-        spark = _common.build_session(config, "group-appeal-spark detect", args.master)
-        if args.resume:
-            io.check_output_writable(spark, config.output.path)
-        else:
-            io.check_output_free(spark, config.output.path, config.output.mode)
+        config, spark, bundle, timer = start(args, "group-appeal-spark detect")
         counts = run_detect(spark, config, bundle, timer, resume=args.resume)
         io.put_text(spark, _common.summary_json({**counts, "stage_seconds": timer.seconds,
                                                  "config": config.to_dict()}),

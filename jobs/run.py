@@ -17,7 +17,7 @@ if __package__ in (None, ""):
 
 from group_appeal_spark.jobs import _common, io
 from group_appeal_spark.jobs.cluster import run_cluster
-from group_appeal_spark.jobs.detect import add_input_args, resolve_models, run_detect
+from group_appeal_spark.jobs.detect import add_input_args, run_detect, start
 
 log = _common.log
 
@@ -38,14 +38,7 @@ def main(argv=None) -> int:
     parser = build_parser()
 
     def body(args):
-        config = _common.config_from_args(args)
-        timer = _common.StageTimer()
-        bundle = resolve_models(config, timer)
-        spark = _common.build_session(config, "group-appeal-spark run", args.master)
-        if args.resume:
-            io.check_output_writable(spark, config.output.path)
-        else:
-            io.check_output_free(spark, config.output.path, config.output.mode)
+        config, spark, bundle, timer = start(args, "group-appeal-spark run")
         counts = run_detect(spark, config, bundle, timer, resume=args.resume)
         counts.update(run_cluster(spark, config, config.output.path, timer,
                                   mode="overwrite" if args.resume else None))

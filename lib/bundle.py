@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from group_appeal_spark.lib.config import JobConfig
+from group_appeal_spark.lib.config import InferenceConfig, JobConfig, SegmentationConfig
 from group_appeal_spark.lib.models import resolve_model_dir
 
 ROLES = ("detector", "detector_tokenizer", "stance", "embedder", "embedder_config")
@@ -39,16 +39,8 @@ class ModelBundle:
 
     folders: dict[str, str]
     ids: dict[str, str]
-    device: str = "cpu"
-    precision: str = "fp32"
-    detect_batch_size: int = 32
-    stance_batch_size: int = 32
-    embed_batch_size: int = 128
-    max_tokens_per_batch: int | None = None
-    window_stride: int = 128
-    segmentation: str = "sentence"
-    max_segment_chars: int = 20_000
-    torch_threads: int | None = None
+    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
+    segmentation: SegmentationConfig = dataclasses.field(default_factory=SegmentationConfig)
     shipped_name: str | None = None
     # Test-only switch: the first UDF batch to create this file raises once (retry tests).
     fail_once_marker: str | None = None
@@ -61,23 +53,13 @@ class ModelBundle:
         for role, source in config.model_sources().items():
             folders[role] = str(resolve_model_dir(source, cache_dir=config.models.cache_dir,
                                                   local_files_only=local_only))
-        inf, seg = config.inference, config.segmentation
-        return cls(
-            folders=folders,
-            ids={role: folder_id(Path(f)) for role, f in folders.items()},
-            device=inf.device, precision=inf.precision,
-            detect_batch_size=inf.detect_batch_size, stance_batch_size=inf.stance_batch_size,
-            embed_batch_size=inf.embed_batch_size, max_tokens_per_batch=inf.max_tokens_per_batch,
-            window_stride=inf.window_stride, segmentation=seg.mode, max_segment_chars=seg.max_segment_chars,
-            torch_threads=inf.torch_threads,
-        )
+        return cls(folders=folders, ids={role: folder_id(Path(f)) for role, f in folders.items()},
+                   inference=config.inference, segmentation=config.segmentation)
 
     def cache_key(self, stage: str) -> str:
         """The per-worker cache key of a stage: its models' content and its settings."""
-        parts = [stage, *(f"{r}={self.ids[r]}" for r in sorted(self.ids)), self.device, self.precision,
-                 str(self.detect_batch_size), str(self.stance_batch_size), str(self.embed_batch_size),
-                 str(self.max_tokens_per_batch), str(self.window_stride), self.segmentation,
-                 str(self.max_segment_chars)]
+        parts = [stage, *(f"{r}={self.ids[r]}" for r in sorted(self.ids)),
+                 repr(dataclasses.astuple(self.inference)), repr(dataclasses.astuple(self.segmentation))]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
     def folder(self, role: str, shipped_root: str | None = None) -> Path:
@@ -94,24 +76,25 @@ class ModelBundle:
         from group_appeal_spark.lib.stance import StanceClassifier
 
         f = lambda role: self.folder(role, shipped_root)  # noqa: E731
+        inf = self.inference
         detector = MentionDetector.from_dirs(
-            f("detector"), f("detector_tokenizer"), device=self.device, precision=self.precision,
-            batch_size=self.detect_batch_size, max_tokens=self.max_tokens_per_batch,
-            window_stride=self.window_stride)
+            f("detector"), f("detector_tokenizer"), device=inf.device, precision=inf.precision,
+            batch_size=inf.detect_batch_size, max_tokens=inf.max_tokens_per_batch, window_stride=inf.window_stride)
         stance = StanceClassifier.from_dir(
-            f("stance"), device=self.device, precision=self.precision,
-            batch_size=self.stance_batch_size, max_tokens=self.max_tokens_per_batch)
+            f("stance"), device=inf.device, precision=inf.precision,
+            batch_size=inf.stance_batch_size, max_tokens=inf.max_tokens_per_batch)
         keyer = MentionKeyer.from_dir(f("embedder"))
-        return AppealFinder(detector, stance, keyer, segmentation=self.segmentation,
-                            max_segment_chars=self.max_segment_chars)
+        return AppealFinder(detector, stance, keyer, segmentation=self.segmentation.mode,
+                            max_segment_chars=self.segmentation.max_segment_chars)
 
     def embedder(self, shipped_root: str | None = None):
         """Build the embedding stage (executor side)."""
         from group_appeal_spark.lib.embed import MentionEmbedder
 
+        inf = self.inference
         return MentionEmbedder.from_dirs(
             self.folder("embedder", shipped_root), self.folder("embedder_config", shipped_root),
-            device=self.device, precision=self.precision, batch_size=self.embed_batch_size)
+            device=inf.device, precision=inf.precision, batch_size=inf.embed_batch_size)
 
 
 def stage_for_shipping(bundle: ModelBundle, staging_root: str | Path) -> Path:

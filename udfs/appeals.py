@@ -22,7 +22,7 @@ def make_appeals_udf(bundle: ModelBundle):
 
     @pandas_udf(DOCUMENT_RESULT_TYPE)
     def find_appeals(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        set_torch_threads(bundle.torch_threads)
+        set_torch_threads(bundle.inference.torch_threads)
         finder = get_or_load(key, lambda: bundle.appeal_finder(shipped_root(bundle)))
         for texts in batches:
             if bundle.fail_once_marker:

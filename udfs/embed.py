@@ -20,7 +20,7 @@ def make_embed_udf(bundle: ModelBundle):
 
     @pandas_udf(EMBEDDING_TYPE)
     def embed(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        set_torch_threads(bundle.torch_threads)
+        set_torch_threads(bundle.inference.torch_threads)
         embedder = get_or_load(key, lambda: bundle.embedder(shipped_root(bundle)))
         for keys in batches:
             vectors = embedder.embed(keys.tolist())

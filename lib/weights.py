@@ -16,6 +16,7 @@ tensors (those are then private to the process, as they must be).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import struct
 from pathlib import Path
@@ -35,6 +36,7 @@ _DTYPES = {
 _MAX_HEADER = 100 * 2**20
 
 
+@dataclasses.dataclass(frozen=True)
 class SafetensorsHeader:
     """The parsed header of a safetensors file: per tensor its dtype, shape and byte range.
 
@@ -48,11 +50,10 @@ class SafetensorsHeader:
     file_size : int
     """
 
-    def __init__(self, tensors, metadata, data_start, file_size):
-        self.tensors = tensors
-        self.metadata = metadata
-        self.data_start = data_start
-        self.file_size = file_size
+    tensors: dict
+    metadata: dict
+    data_start: int
+    file_size: int
 
 
 def read_header(path) -> SafetensorsHeader:
@@ -166,9 +167,9 @@ def empty_model():
     def register_parameter(module, name, param):
         original(module, name, param)
         if param is not None and param.device.type != "meta":
-            kwargs = dict(module._parameters[name].__dict__)
-            kwargs["requires_grad"] = param.requires_grad
-            module._parameters[name] = type(param)(param.to("meta"), **kwargs)
+            meta = type(param)(param.to("meta"), requires_grad=param.requires_grad)
+            meta.__dict__.update(param.__dict__)  # attributes libraries set on parameters
+            module._parameters[name] = meta
 
     nn.Module.register_parameter = register_parameter
     try:

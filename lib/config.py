@@ -60,7 +60,7 @@ class InferenceConfig:
     detect_batch_size: int = 32
     stance_batch_size: int = 32
     embed_batch_size: int = 128
-    max_tokens_per_batch: int | None = None
+    max_tokens_per_batch: int | None = 1024
     window_stride: int = 128
     torch_threads: int | None = None
 

@@ -97,6 +97,11 @@ class ModelBundle:
             device=inf.device, precision=inf.precision, batch_size=inf.embed_batch_size)
 
 
+def bundle_name(bundle: ModelBundle) -> str:
+    """The folder name the bundle's models are shipped under (from their content ids)."""
+    return "gas-models-" + hashlib.sha256("|".join(sorted(bundle.ids.values())).encode()).hexdigest()[:12]
+
+
 def stage_for_shipping(bundle: ModelBundle, staging_root: str | Path) -> Path:
     """Lay the bundle's folders out as ``<staging_root>/<name>/<role>/`` for ``SparkContext.addFile``.
 
@@ -105,8 +110,7 @@ def stage_for_shipping(bundle: ModelBundle, staging_root: str | Path) -> Path:
     """
     import shutil
 
-    name = "gas-models-" + hashlib.sha256("|".join(sorted(bundle.ids.values())).encode()).hexdigest()[:12]
-    root = Path(staging_root) / name
+    root = Path(staging_root) / bundle_name(bundle)
     for role, folder in bundle.folders.items():
         target = root / role
         target.mkdir(parents=True, exist_ok=True)

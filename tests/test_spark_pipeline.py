@@ -236,3 +236,17 @@ def test_spark_ml_backend_clusters_every_mention(spark, run_output, tmp_path, me
         idx = group.index.to_numpy()
         center = (X[idx] * w[idx]).sum(axis=0) / w[idx].sum()
         assert np.allclose(np.linalg.norm(X[idx] - center, axis=1), group["distance_to_centroid"], atol=1e-4)
+
+
+def test_run_with_shipped_files_and_chunks(corpus, run_output, tmp_path):
+    """Shipping with addFile serves every chunk and the embedding stage (one addFile per app)."""
+    out = tmp_path / "out"
+    assert run_job.main(["--input", str(corpus[0]), "--output", str(out), "--carry-cols", "party",
+                         "--k-min", "2", "--k-max", "5", "--chunks", "2", "--set", "models.ship=files",
+                         "--master", "local[2]"]) == 0
+    for table in ("mentions", "errors", "mention_embeddings", "clusters"):
+        a = _table(out, table).drop(columns=["embedding"], errors="ignore")
+        b = _table(run_output, table).drop(columns=["embedding"], errors="ignore")
+        key = list(a.columns)
+        pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True),
+                                      b.sort_values(key).reset_index(drop=True), obj=table)

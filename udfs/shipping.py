@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 
-from group_appeal_spark.lib.bundle import ModelBundle, stage_for_shipping
+from group_appeal_spark.lib.bundle import ModelBundle, bundle_name, stage_for_shipping
 
 
 def ship_models(spark, bundle: ModelBundle, mode: str) -> ModelBundle:
@@ -22,18 +22,17 @@ def ship_models(spark, bundle: ModelBundle, mode: str) -> ModelBundle:
         mode = "path" if sc.master.startswith("local") else "files"
     if mode == "path":
         return bundle
-    staged = stage_for_shipping(bundle, tempfile.mkdtemp(prefix="gas-ship-"))
-    if staged.name not in _added(sc):
+    key = (sc.applicationId, bundle_name(bundle))
+    if key not in _SHIPPED:
+        # once per application: SparkContext refuses a second folder under the same name
+        staged = stage_for_shipping(bundle, tempfile.mkdtemp(prefix="gas-ship-"))
         sc.addFile(str(staged), recursive=True)
-    return dataclasses.replace(bundle, shipped_name=staged.name)
+        _SHIPPED[key] = staged.name
+    return dataclasses.replace(bundle, shipped_name=_SHIPPED[key])
 
 
-def _added(sc) -> set:
-    # SparkContext keeps what was added; adding the same name twice with another path fails.
-    try:
-        return {str(k).rstrip("/").rsplit("/", 1)[-1] for k in sc._jsc.sc().listFiles()}
-    except Exception:
-        return set()
+# (application id, bundle name) -> the name the staged folder was added under
+_SHIPPED: dict = {}
 
 
 def shipped_root(bundle: ModelBundle) -> str | None:

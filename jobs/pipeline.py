@@ -21,10 +21,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
+from group_appeal_spark.jobs.io import INPUT_ERROR, valid_utf8
 from group_appeal_spark.lib.bundle import ModelBundle
 from group_appeal_spark.lib.cluster import MentionKMeans, search_k
 from group_appeal_spark.lib.config import JobConfig, load_config
-from group_appeal_spark.jobs.io import INPUT_ERROR, valid_utf8
 from group_appeal_spark.lib.errors import InputError
 from group_appeal_spark.udfs.appeals import make_appeals_udf
 from group_appeal_spark.udfs.embed import make_embed_udf
@@ -37,7 +37,6 @@ APPEALS_ARRAY = ("array<struct<seg_idx:int,span:string,start:int,end:int,stance:
                  "prob_negative:double,prob_neutral:double,mention_key:string>>")
 MENTION_COLUMNS = ["seg_idx", "span", "start", "end", "stance", "prob_positive", "prob_negative",
                    "prob_neutral", "mention_key"]
-ERROR_COLUMNS = [DOC_ID, "stage", "error"]
 
 
 @dataclasses.dataclass

@@ -25,7 +25,6 @@ import json
 import os
 import pathlib
 import platform
-import subprocess
 import sys
 import threading
 import time
@@ -528,7 +527,7 @@ def render(R, cmd):
           f"{pk['sum_pss'] / R['weights_det_stance_mib']:.2f}. Of that, the mappings of the *.safetensors files "
           f"(peak sums over the workers): RSS {pk['weights_rss']:,.0f} MiB, PSS {pk['weights_pss']:,.0f} MiB, "
           f"private {pk['weights_private']:,.0f} MiB: the rest is activations, tokenizers and the interpreter.", "",
-          f"Spark end to end (detection + stance, 2 workers x 1 torch thread): "
+          "Spark end to end (detection + stance, 2 workers x 1 torch thread): "
           + ", ".join(f"{k} docs {v['seconds']:.1f} s" if isinstance(v, dict) else f"{k} {v:.1f} s"
                       for k, v in sp["times"].items())
           + f"; marginal {sp['marginal_docs_per_s']:.2f} documents/s"

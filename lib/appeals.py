@@ -96,16 +96,19 @@ class AppealFinder:
                 valid.append(i)
             else:
                 results[i] = DocumentResult([], 0, reason, STAGE_INPUT)
-        try:
-            for i, res in zip(valid, self._process_valid([texts[i] for i in valid])):
-                results[i] = res
-        except Exception as exc:  # one bad document must not cost the others: isolate it
-            log.warning("batch of %d documents failed (%s); retrying one by one", len(valid), exc)
-            for i in valid:
-                try:
-                    results[i] = self._process_valid([texts[i]])[0]
-                except Exception as doc_exc:
-                    results[i] = DocumentResult([], 0, f"{type(doc_exc).__name__}: {doc_exc}", STAGE_DETECT)
+        if valid:
+            try:
+                for i, res in zip(valid, self._process_valid([texts[i] for i in valid])):
+                    results[i] = res
+            except Exception as exc:  # one bad document must not cost the others: isolate it
+                log.warning("batch of %d documents failed (%s: %s); retrying one by one",
+                            len(valid), type(exc).__name__, exc)
+                for i in valid:
+                    try:
+                        results[i] = self._process_valid([texts[i]])[0]
+                    except Exception as doc_exc:
+                        log.warning("document failed on its own", exc_info=True)
+                        results[i] = DocumentResult([], 0, detect_failure(texts[i], doc_exc), STAGE_DETECT)
         check_one_per_input(len(texts), len(results), "appeals")
         return results
 
@@ -124,6 +127,18 @@ class AppealFinder:
                     seg_idx, m.span, seg_start + m.start, seg_start + m.end, s.stance,
                     s.prob_positive, s.prob_negative, s.prob_neutral, next(keys)))
         return results
+
+
+def detect_failure(text: str, exc: BaseException) -> str:
+    """The error record of a valid document that the models failed on, alone in its batch.
+
+    Says what was tried, on what, and what to do, beside the exception itself: a bare
+    ``IndexError`` tells a researcher nothing.
+    """
+    detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no message"
+    return (f"the models failed on this document alone ({len(text):,} characters) after its batch failed: "
+            f"{type(exc).__name__}: {detail}. The other documents of the batch were processed; rerun this "
+            f"document with --log-level DEBUG and report the traceback if it persists")
 
 
 APPEAL_FIELDS = tuple(f.name for f in dataclasses.fields(AppealRecord))

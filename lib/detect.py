@@ -197,6 +197,8 @@ class MentionDetector:
         list of list of Mention, length n
             In input order; offsets index into each text.
         """
+        if not texts:  # the tokenizer raises on an empty batch
+            return []
         tokenized = self.preprocess(texts)
         cls_ids, sep_ids = self._special_ids()
         windows = [(t, s, e) for t, tok in enumerate(tokenized) for s, e in tok.windows]

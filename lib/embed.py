@@ -191,6 +191,8 @@ class MentionEmbedder:
         ndarray, shape (n, 128), float32
             Unit-norm embeddings in input order.
         """
+        if not len(mentions):  # the tokenizer raises on an empty batch
+            return np.zeros((0, self._output_dim()), dtype=np.float32)
         inputs = self.preprocess(mentions)
         out = np.zeros((len(inputs.rows), self._output_dim()), dtype=np.float32)
         lengths = [len(r) for r in inputs.rows]

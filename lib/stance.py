@@ -125,6 +125,8 @@ class StanceClassifier:
         -------
         list of Stance, length n, in input order
         """
+        if not pairs:  # a batch without mentions: the tokenizer raises on an empty batch
+            return []
         unique = list(dict.fromkeys(pairs))
         rows, types = self.preprocess(unique)
         probs = np.zeros(len(rows), dtype=np.float32)

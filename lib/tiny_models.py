@@ -345,8 +345,8 @@ def _roberta_config(vocab_size, **extra):
 # --------------------------------------------------------------------------------------
 # Detector: RobertaForTokenClassification with BIO tags
 # --------------------------------------------------------------------------------------
-def _calibrate_detector(model, tokenizer_folder):
-    """Set the classifier bias so that about _DETECTOR_O_SHARE of tokens come out "O".
+def _calibrate_detector(model, tokenizer_folder, o_share=_DETECTOR_O_SHARE):
+    """Set the classifier bias so that about ``o_share`` of tokens come out "O".
 
     Random weights give nearly uniform tags, i.e. a mention in almost every token. The bias
     is chosen from the model's own logits on the built-in corpus (a quantile of the
@@ -370,7 +370,7 @@ def _calibrate_detector(model, tokenizer_folder):
         bi_shift = torch.quantile(z[:, 1] - z[:, 2], 0.9).item()
         z[:, 2] += bi_shift
         margin = z[:, 0] - torch.maximum(z[:, 1], z[:, 2])
-        o_shift = -torch.quantile(margin, 1.0 - _DETECTOR_O_SHARE).item()
+        o_shift = -torch.quantile(margin, 1.0 - o_share).item()
         bias = torch.tensor([o_shift, 0.0, bi_shift], dtype=model.classifier.bias.dtype)
         # Round so tiny float differences across platforms cannot change the saved bytes.
         model.classifier.bias.copy_(torch.round(bias * 1e4) / 1e4)
@@ -398,7 +398,7 @@ def _smooth_positions(weight, pad_token_id):
         weight[: pad_token_id + 1].zero_()  # ids <= padding_idx are never positions of tokens
 
 
-def _build_detector(folder, vocab_size, seed, tokenizer_folder):
+def _build_detector(folder, vocab_size, seed, tokenizer_folder, o_share=_DETECTOR_O_SHARE):
     from transformers import RobertaForTokenClassification
 
     config = _roberta_config(
@@ -410,7 +410,7 @@ def _build_detector(folder, vocab_size, seed, tokenizer_folder):
     with _ForkedSeed(seed):
         model = RobertaForTokenClassification(config)
         _smooth_positions(model.roberta.embeddings.position_embeddings.weight, config.pad_token_id)
-    _calibrate_detector(model, tokenizer_folder)
+    _calibrate_detector(model, tokenizer_folder, o_share)
     _save_model(model, folder)
 
 
@@ -603,6 +603,7 @@ def build_tiny_repos(
     bert_vocab=None,
     stance_label_order=("entailment", "not_entailment"),
     stance_tokenizer_json=False,
+    detector_o_share=_DETECTOR_O_SHARE,
 ):
     """Write one plain folder per repo id with tiny models of the real architectures.
 
@@ -621,6 +622,10 @@ def build_tiny_repos(
         Also save the stance tokenizer converted to ``tokenizer.json``. The default repo holds
         only ``spm.model``, which ``transformers`` converts at load time (needs
         ``sentencepiece`` and ``protobuf``).
+    detector_o_share : float, default 0.72
+        Share of the built-in corpus's tokens the detector tags "O". The default finds a
+        mention in nearly every sentence; about 0.97 leaves most short sentences without one,
+        which is what real models do and what tests of empty results need.
 
     Returns
     -------
@@ -640,7 +645,7 @@ def build_tiny_repos(
     # tokenizer_config.json, so model_max_length is unset there as on the real hub repo.
     _roberta_config(bpe_size, architectures=["RobertaForMaskedLM"]).to_json_file(tok_folder / "config.json")
 
-    _build_detector(folders[DETECTOR_ID], bpe_size, seed, tok_folder)
+    _build_detector(folders[DETECTOR_ID], bpe_size, seed, tok_folder, detector_o_share)
     _build_stance(folders[STANCE_ID], seed, tuple(stance_label_order), stance_tokenizer_json)
     _build_embedder(folders[EMBEDDER_ID], folders[EMBEDDER_BASE_ID], seed, bert_vocab)
     return folders

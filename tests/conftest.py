@@ -81,3 +81,15 @@ def spark(load_log_dir):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def sparse_repos():
+    """Tiny models whose detector leaves most short sentences without a mention, as real ones do.
+
+    The default tiny detector finds a mention in nearly every sentence, which hides every bug
+    of a batch without mentions. Plain folders ({repo_id: folder}), given as local_dir.
+    """
+    from group_appeal_spark.lib.tiny_models import build_tiny_repos
+
+    return build_tiny_repos(pathlib.Path(_SESSION_DIR) / "sparse-models", seed=0, detector_o_share=0.97)

@@ -50,7 +50,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-format", help="parquet (default) | delta | orc | json | csv ... (output.format)")
     parser.add_argument("--overwrite", action="store_true", default=None,
                         help="replace an existing output (output.mode=overwrite); default is to refuse")
-    parser.add_argument("--master", help="Spark master when not launched by spark-submit (default local[*])")
+    parser.add_argument("--master", help="Spark master when not launched by spark-submit or inside an existing "
+                        "session (default local[*]); spark-submit's --master wins")
     parser.add_argument("--log-level", default="INFO", help="DEBUG | INFO | WARNING (default INFO)")
 
 
@@ -113,24 +114,74 @@ def spark_defaults() -> dict:
 
 
 def build_session(config, app_name: str, master: str | None = None):
-    """The job's SparkSession: conf/spark.yaml, then the config's ``spark`` keys; spark-submit --conf wins."""
-    from pyspark import SparkConf
+    """The job's SparkSession; whatever launched the job decides the master and its settings.
+
+    - Inside an existing session (a notebook, Databricks, a caller's session): that session,
+      as it is; only the job config's own ``spark`` keys are set on it, where Spark allows
+      them at run time.
+    - Launched by ``spark-submit``: its ``--master``, ``--conf`` and spark-defaults.conf win;
+      conf/spark.yaml and the config's ``spark`` keys fill in only what it did not set, and a
+      ``--master`` flag of the job is ignored with a warning.
+    - Started from plain Python (the console script): ``--master`` (default ``local[*]``),
+      conf/spark.yaml, then the config's ``spark`` keys.
+    """
     from pyspark.sql import SparkSession
 
-    submitted = SparkConf()
-    if not submitted.contains("spark.master"):
+    requested = {**spark_defaults(), **{k: str(v) for k, v in config.spark.items()}}
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        _set_runtime_confs(active, {k: str(v) for k, v in config.spark.items()})
+        if master:
+            log.warning("--master %s ignored: the job runs in the existing Spark session", master)
+        return active
+    submitted = submitted_conf()
+    builder = SparkSession.builder.appName(app_name)
+    if submitted is not None:
+        if master and master != submitted.get("spark.master", None):
+            log.warning("--master %s ignored: spark-submit gave --master %s", master,
+                        submitted.get("spark.master", "(its default)"))
+        settings = {k: v for k, v in requested.items() if not submitted.contains(k)}
+    else:
         master = master or "local[*]"
-    if (master or submitted.get("spark.master", "")).startswith("local"):
+        builder = builder.master(master)
+        settings = requested
+    if (submitted.get("spark.master", "") if submitted is not None else master).startswith("local"):
         # Local workers start `python3` from PATH unless told otherwise: make them use this
         # interpreter (the virtualenv the job runs in), with the same packages.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app_name)
-    if master:
-        builder = builder.master(master)
-    for key, value in {**spark_defaults(), **{k: str(v) for k, v in config.spark.items()}}.items():
-        if not submitted.contains(key):
-            builder = builder.config(key, value)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def submitted_conf():
+    """The settings spark-submit launched this process with, or None when it did not launch it.
+
+    spark-submit starts the JVM first and hands its gateway to Python in PYSPARK_GATEWAY_PORT,
+    with --master and --conf as the JVM's system properties. A plain ``SparkConf()`` made before
+    the gateway is up cannot see them (it reads nothing), so connect first, then read.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return SparkConf()
+
+
+def _set_runtime_confs(spark, settings: dict) -> None:
+    for key, value in settings.items():
+        if spark.conf.get(key, None) == value:
+            continue
+        try:
+            modifiable = spark.conf.isModifiable(key)
+        except Exception:  # Connect servers may refuse the question; then try and see
+            modifiable = True
+        if not modifiable:
+            log.warning("spark setting %s=%s not applied: the existing session was started without it and "
+                        "Spark cannot change it at run time", key, value)
+            continue
+        spark.conf.set(key, value)
 
 
 class StageTimer:

@@ -34,7 +34,8 @@ class ModelBundle:
     """Model folders by role, their content ids, and the inference settings.
 
     ``folders`` are paths on the driver. When the job ships the files to executors
-    (``shipped_name`` set), an executor finds role ``r`` under ``SparkFiles.get(shipped_name)/r``.
+    (``shipped_name`` set), each file travels alone under the name ``shipped_files`` gives it,
+    and an executor lays them out again under ``<SparkFiles root>/<shipped_name>/<role>/``.
     """
 
     folders: dict[str, str]
@@ -42,6 +43,7 @@ class ModelBundle:
     inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
     segmentation: SegmentationConfig = dataclasses.field(default_factory=SegmentationConfig)
     shipped_name: str | None = None
+    shipped_files: tuple[tuple[str, str, str], ...] = ()  # (role, relative path, shipped name)
     # Test-only switch: the first UDF batch to create this file raises once (retry tests).
     fail_once_marker: str | None = None
 
@@ -102,28 +104,71 @@ def bundle_name(bundle: ModelBundle) -> str:
     return "gas-models-" + hashlib.sha256("|".join(sorted(bundle.ids.values())).encode()).hexdigest()[:12]
 
 
-def stage_for_shipping(bundle: ModelBundle, staging_root: str | Path) -> Path:
-    """Lay the bundle's folders out as ``<staging_root>/<name>/<role>/`` for ``SparkContext.addFile``.
+def stage_for_shipping(bundle: ModelBundle, staging_root: str | Path) -> tuple[Path, tuple[tuple[str, str, str], ...]]:
+    """Lay the bundle's files out flat under ``<staging_root>/<name>/`` for ``SparkContext.addFile``.
 
-    Files are hard-linked where the filesystem allows (no copy of GBs of weights), copied
-    otherwise; hub-cache symlinks are resolved so the shipped folder holds real files.
+    Spark ships single files to the executors of a cluster (a directory only in local mode), and
+    a shipped file keeps its base name, so each file gets a name unique in the bundle:
+    ``<name>--<role>--<path with / as -->``. Files are hard-linked where the filesystem allows
+    (no copy of GBs of weights), copied otherwise; hub-cache symlinks are resolved so the
+    staged folder holds real files.
+
+    Returns
+    -------
+    folder : Path
+        The staging folder.
+    manifest : tuple of (role, relative path, shipped name)
+        What :func:`rebuild_shipped` needs to lay the files out again by role on an executor.
     """
     import shutil
 
-    root = Path(staging_root) / bundle_name(bundle)
-    for role, folder in bundle.folders.items():
-        target = root / role
-        target.mkdir(parents=True, exist_ok=True)
-        for path in Path(folder).rglob("*"):
+    name = bundle_name(bundle)
+    root = Path(staging_root) / name
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for role, folder in sorted(bundle.folders.items()):
+        for path in sorted(Path(folder).rglob("*")):
             if not path.is_file():
                 continue
-            dest = target / path.relative_to(folder)
+            rel = path.relative_to(folder).as_posix()
+            flat = f"{name}--{role}--{rel.replace('/', '--')}"
+            dest = root / flat
+            if not dest.exists():
+                real = os.path.realpath(path)
+                try:
+                    os.link(real, dest)
+                except OSError:
+                    shutil.copyfile(real, dest)
+            manifest.append((role, rel, flat))
+    return root, tuple(manifest)
+
+
+def rebuild_shipped(files_root: str | Path, name: str, manifest, locate) -> Path:
+    """On an executor: the folder ``<files_root>/<name>/<role>/...`` of links to the shipped files.
+
+    ``locate(shipped_name)`` gives the local path of one shipped file (``SparkFiles.get``).
+    Python workers of one executor share ``files_root``; the first to get here builds the
+    folder aside and renames it into place, so the others see it whole or not at all.
+    """
+    import shutil
+    import tempfile
+
+    root = Path(files_root) / name
+    if (root / "_COMPLETE").is_file():
+        return root
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=files_root))
+    try:
+        for role, rel, flat in manifest:
+            dest = work / role / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.exists():
-                continue
-            real = os.path.realpath(path)
-            try:
-                os.link(real, dest)
-            except OSError:
-                shutil.copyfile(real, dest)
+            os.symlink(os.path.abspath(locate(flat)), dest)
+        (work / "_COMPLETE").write_text("ok", encoding="utf-8")
+        try:
+            os.rename(work, root)
+        except OSError:  # another worker was first: its folder is as good as this one
+            if not (root / "_COMPLETE").is_file():
+                raise
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
     return root

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 
-from group_appeal_spark.lib.bundle import ModelBundle, bundle_name, stage_for_shipping
+from group_appeal_spark.lib.bundle import ModelBundle, bundle_name, rebuild_shipped, stage_for_shipping
 
 
 def ship_models(spark, bundle: ModelBundle, mode: str) -> ModelBundle:
@@ -24,14 +24,16 @@ def ship_models(spark, bundle: ModelBundle, mode: str) -> ModelBundle:
         return bundle
     key = (sc.applicationId, bundle_name(bundle))
     if key not in _SHIPPED:
-        # once per application: SparkContext refuses a second folder under the same name
-        staged = stage_for_shipping(bundle, tempfile.mkdtemp(prefix="gas-ship-"))
-        sc.addFile(str(staged), recursive=True)
-        _SHIPPED[key] = staged.name
-    return dataclasses.replace(bundle, shipped_name=_SHIPPED[key])
+        # once per application: SparkContext refuses a second file under the same name. Files
+        # one by one: a cluster master refuses a local directory (UNSUPPORTED_ADD_FILE).
+        staged, manifest = stage_for_shipping(bundle, tempfile.mkdtemp(prefix="gas-ship-"))
+        for _, _, flat in manifest:
+            sc.addFile(str(staged / flat))
+        _SHIPPED[key] = manifest
+    return dataclasses.replace(bundle, shipped_name=key[1], shipped_files=_SHIPPED[key])
 
 
-# (application id, bundle name) -> the name the staged folder was added under
+# (application id, bundle name) -> the manifest of the files added under that name
 _SHIPPED: dict = {}
 
 
@@ -41,4 +43,5 @@ def shipped_root(bundle: ModelBundle) -> str | None:
         return None
     from pyspark import SparkFiles
 
-    return SparkFiles.get(bundle.shipped_name)
+    return str(rebuild_shipped(SparkFiles.getRootDirectory(), bundle.shipped_name, bundle.shipped_files,
+                               SparkFiles.get))

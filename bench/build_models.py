@@ -45,8 +45,7 @@ def calibrate_detector(model, tokenizer, texts, target=1.25):
     """
     import numpy as np
     import torch
-
-    from group_appeal_spark.lib.detect import group_tokens
+    from group_appeal_spark.lib.inference.detect import group_tokens
 
     enc = tokenizer(list(texts), padding=True, return_tensors="pt", return_special_tokens_mask=True)
     model.eval()
@@ -76,11 +75,18 @@ def calibrate_detector(model, tokenizer, texts, target=1.25):
 def build(cache_dir, texts, *, seed=0):
     """Write the five repos at real size into the hub cache ``cache_dir``; returns {repo_id: snapshot}."""
     import torch
-    from transformers import (AutoTokenizer, BertConfig, BertModel, DebertaV2Config,
-                              DebertaV2ForSequenceClassification, RobertaConfig, RobertaForTokenClassification)
+    from group_appeal_spark.lib.models.weights import load_safetensors  # noqa: F401 - same package, early import check
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertModel,
+        DebertaV2Config,
+        DebertaV2ForSequenceClassification,
+        RobertaConfig,
+        RobertaForTokenClassification,
+    )
 
-    from group_appeal_spark.lib import tiny_models as tm
-    from group_appeal_spark.lib.weights import load_safetensors  # noqa: F401 - same package, early import check
+    from group_appeal_spark.testing import tiny_models as tm
 
     cache_dir = pathlib.Path(cache_dir)
     with tempfile.TemporaryDirectory(prefix="bench_repos_") as tmp:

@@ -12,7 +12,7 @@ import random
 
 def make_corpus(n: int, *, seed: int = 7) -> list[str]:
     """``n`` sentences of 10-60 words, the same for the same ``n`` and ``seed``."""
-    from group_appeal_spark.lib.tiny_models import corpus
+    from group_appeal_spark.testing.tiny_models import corpus
 
     clauses = [s.rstrip(".") for s in corpus()]
     rng = random.Random(seed)

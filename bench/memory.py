@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 method = sys.argv[1]
 t0 = time.perf_counter()
 from group_appeal_spark.lib import models
-from group_appeal_spark.lib.embed import load_embedder_module
+from group_appeal_spark.lib.models.loaders import load_embedder_module
 from transformers import AutoModelForTokenClassification, AutoModelForSequenceClassification
 d = lambda rid: models.resolve_model_dir(models.ModelSource("bench", rid), local_files_only=True)
 if method == "baseline":
@@ -34,7 +34,7 @@ elif method in ("from_pretrained", "previous"):
     from safetensors.torch import load_file
     det = AutoModelForTokenClassification.from_pretrained(str(d(models.DETECTOR_ID)), use_safetensors=True).eval()
     st = AutoModelForSequenceClassification.from_pretrained(str(d(models.STANCE_ID)), use_safetensors=True).eval()
-    from group_appeal_spark.lib.embed import _build_module
+    from group_appeal_spark.lib.models.loaders import _build_module
     from transformers import AutoConfig
     state = load_file(str(d(models.EMBEDDER_ID) / "model.safetensors"))
     emb = _build_module(AutoConfig.from_pretrained(str(d(models.EMBEDDER_BASE_ID))), 128)

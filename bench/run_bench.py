@@ -107,10 +107,10 @@ class Timed:
 # ----------------------------------------------------------------------------------------------
 def ours_stages(precision, max_tokens=None):
     from group_appeal_spark.lib import models
-    from group_appeal_spark.lib.appeals import AppealFinder
-    from group_appeal_spark.lib.detect import MentionDetector
-    from group_appeal_spark.lib.embed import MentionEmbedder, MentionKeyer
-    from group_appeal_spark.lib.stance import StanceClassifier
+    from group_appeal_spark.lib.inference.appeals import AppealFinder
+    from group_appeal_spark.lib.inference.detect import MentionDetector
+    from group_appeal_spark.lib.inference.embed import MentionEmbedder, MentionKeyer
+    from group_appeal_spark.lib.inference.stance import StanceClassifier
 
     # the defaults of conf/defaults.yaml (batch sizes 32/32/128); max_tokens = inference.max_tokens_per_batch
     det = MentionDetector.from_dirs(_dir(models.DETECTOR_ID), _dir(models.DETECTOR_TOKENIZER_ID), precision=precision,
@@ -169,9 +169,11 @@ def bench_ours(texts, sizes, precision, max_tokens=None):
 # ----------------------------------------------------------------------------------------------
 def raw_forward(finder, emb, texts, max_tokens=None):
     import torch
-
-    from group_appeal_spark.lib.batching import length_sorted_batches, pad_rows
-    from group_appeal_spark.lib.stance import HYPOTHESES
+    from group_appeal_spark.lib.inference.batching import (
+        length_sorted_batches,
+        pad_rows,
+    )
+    from group_appeal_spark.lib.inference.stance import HYPOTHESES
 
     det, st = finder.detector, finder.stance
     out = {}
@@ -354,9 +356,8 @@ def _python_workers(root):
 
 
 def bench_spark(texts, sizes, arrow_batch, max_tokens=None):
+    from group_appeal_spark.jobs.transforms import detect_appeals
     from pyspark.sql import SparkSession
-
-    from group_appeal_spark.jobs.pipeline import detect_appeals
 
     spark = (SparkSession.builder.master("local[2]").appName("gas-bench")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
@@ -416,8 +417,7 @@ def bench_spark(texts, sizes, arrow_batch, max_tokens=None):
 # ----------------------------------------------------------------------------------------------
 def bench_k(n, k_max=30, seed=0):
     import numpy as np
-
-    from group_appeal_spark.lib.cluster import search_k
+    from group_appeal_spark.lib.clustering.kmeans import search_k
 
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(40, 128))
@@ -634,7 +634,7 @@ def main(argv=None):
     ours_pairs = [(texts[a[0]], a[1]) for a in big32["appeals"] if a[0] < nref]
     # sentence segmentation splits a text with an inner '?' (the reference runs it whole): compare the
     # texts that are one segment
-    from group_appeal_spark.lib.segment import segment_document
+    from group_appeal_spark.lib.inference.segment import segment_document
 
     whole = {t for t in texts[:nref] if len(segment_document(t, "sentence")) == 1}
     R["parity_texts"] = {"compared": len(whole), "multi_segment": nref - len(whole)}

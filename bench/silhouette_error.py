@@ -10,8 +10,11 @@ against the estimate on the default sample of 10,000 occurrences drawn in propor
 import time
 
 import numpy as np
-
-from group_appeal_spark.lib.cluster import MentionKMeans, search_k, weighted_silhouette_score
+from group_appeal_spark.lib.clustering.kmeans import (
+    MentionKMeans,
+    search_k,
+    weighted_silhouette_score,
+)
 
 
 def main():

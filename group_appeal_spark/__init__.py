@@ -20,9 +20,9 @@ if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "lib")) and _os.
     __path__.append(_checkout_root)  # noqa: F821 - __path__ is defined for packages
 
 _API = {
-    "detect_appeals": "group_appeal_spark.jobs.pipeline",
-    "embed_mentions": "group_appeal_spark.jobs.pipeline",
-    "cluster_mentions": "group_appeal_spark.jobs.pipeline",
+    "detect_appeals": "group_appeal_spark.jobs.transforms",
+    "embed_mentions": "group_appeal_spark.jobs.transforms",
+    "cluster_mentions": "group_appeal_spark.jobs.transforms",
 }
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     import _bootstrap  # noqa: F401 - run as a file from a checkout
 
-from group_appeal_spark.jobs import _common, io
-from group_appeal_spark.jobs.pipeline import cluster_mentions
+from group_appeal_spark.jobs import common, storage
+from group_appeal_spark.jobs.transforms import cluster_mentions
 
-log = _common.log
+log = common.log
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,26 +28,29 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help="output folder of `detect` or `run` (holds mention_embeddings/)")
     parser.add_argument("--output", help="output folder (may be the same as --input with --overwrite)")
-    _common.add_cluster_args(parser)
-    _common.add_common_args(parser)
+    common.add_cluster_args(parser)
+    common.add_common_args(parser)
     return parser
 
 
-def run_cluster(spark, config, source: str, timer: _common.StageTimer, *, mode: str | None = None) -> dict:
+def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: str | None = None) -> dict:
     """The driver-side half: k search, k-means, plots; returns the counts for summary.json."""
     out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
-    embeddings = io.read_table(spark, io.join_path(source, "mention_embeddings"), fmt)
+    embeddings = storage.read_table(spark, storage.join_path(source, "mention_embeddings"), fmt)
     with timer.stage("cluster"):
         result = cluster_mentions(embeddings, config)
-        io.write_table(result.k_search, io.join_path(out, "k_search"), fmt, mode)
-        io.write_table(result.clusters, io.join_path(out, "clusters"), fmt, mode)
+        storage.write_table(result.k_search, storage.join_path(out, "k_search"), fmt, mode)
+        storage.write_table(result.clusters, storage.join_path(out, "clusters"), fmt, mode)
     plots = write_plots(spark, config, result) if config.output.plots and result.best_k else []
     return {"chosen_k": result.best_k, "clustering_skipped": result.skipped, "plots": plots,
             "metric": None if config.clustering.n_clusters else config.clustering.metric}
 
 
 def write_plots(spark, config, result) -> list[str]:
-    from group_appeal_spark.lib.plots import plot_cluster_boxplot, plot_k_scores
+    from group_appeal_spark.lib.clustering.plots import (
+        plot_cluster_boxplot,
+        plot_k_scores,
+    )
 
     written = []
     with tempfile.TemporaryDirectory(prefix="gas-plots-") as tmp:
@@ -58,8 +61,8 @@ def write_plots(spark, config, result) -> list[str]:
         made.append(("clusters.html", plot_cluster_boxplot(result.clusters.toPandas(), Path(tmp) / "clusters.html")))
         for name, path in made:
             if path is not None:
-                dest = io.join_path(config.output.path, "plots", name)
-                io.put_file(spark, path, dest)
+                dest = storage.join_path(config.output.path, "plots", name)
+                storage.put_file(spark, path, dest)
                 written.append(dest)
     return written
 
@@ -70,23 +73,23 @@ def main(argv=None) -> int:
     def body(args):
         if args.input:
             args.set.append(f"input.path={args.input}")
-        config = _common.config_from_args(args)
-        spark = _common.build_session(config, "group-appeal-spark cluster", args.master)
+        config = common.config_from_args(args)
+        spark = common.build_session(config, "group-appeal-spark cluster", args.master)
         if not config.input.path:
             from group_appeal_spark.lib.errors import InputError
 
             raise InputError("input: give --input, the output folder of `detect` or `run`")
         same = config.input.path.rstrip("/") == (config.output.path or "").rstrip("/")
         if not same:
-            io.check_output_free(spark, config.output.path, config.output.mode)
-        timer = _common.StageTimer()
+            storage.check_output_free(spark, config.output.path, config.output.mode)
+        timer = common.StageTimer()
         counts = run_cluster(spark, config, config.input.path, timer)
-        io.put_text(spark, _common.summary_json({**counts, "source": config.input.path,
+        storage.put_text(spark, common.summary_json({**counts, "source": config.input.path,
                                                  "stage_seconds": timer.seconds, "config": config.to_dict()}),
-                    io.join_path(config.output.path, "cluster_summary.json" if same else "summary.json"))
+                    storage.join_path(config.output.path, "cluster_summary.json" if same else "summary.json"))
         log.info("cluster: done: chosen k = %s", counts["chosen_k"])
 
-    return _common.run_main("cluster", parser, body, argv)
+    return common.run_main("cluster", parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -15,26 +15,12 @@ import sys
 if __package__ in (None, ""):
     import _bootstrap  # noqa: F401 - run as a file from a checkout
 
-from group_appeal_spark.jobs import _common, io
-from group_appeal_spark.jobs.pipeline import detect_appeals, embed_mentions
-from group_appeal_spark.lib.bundle import ModelBundle
+from group_appeal_spark.jobs import common, storage
+from group_appeal_spark.jobs.transforms import detect_appeals, embed_mentions
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
+from group_appeal_spark.lib.models.bundle import ModelBundle
 
-log = _common.log
-
-
-def add_input_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("input and output")
-    g.add_argument("--input", help="documents: a file or folder (input.path)")
-    g.add_argument("--output", help="output folder (output.path)")
-    g.add_argument("--input-format", help="parquet | csv | json (JSON lines) | text (one document a line) | delta ...")
-    g.add_argument("--text-col", help="column with the document text (default text)")
-    g.add_argument("--id-col", help="document id column (default id; stable ids are generated when absent)")
-    g.add_argument("--carry-cols", help="comma-separated input columns copied to every output row, e.g. party,date")
-    g.add_argument("--segmentation", help="sentence (default) | none: what one model input is")
-    g.add_argument("--chunks", type=int, help="process the documents in N chunks, each checkpointed (input.chunks)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run into the same --output: finished chunks are skipped")
+log = common.log
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,16 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="group-appeal-spark detect", description=__doc__.split("\n\n")[0],
         epilog="Output tables and columns: see README.md, section 'Outputs'.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_input_args(parser)
-    _common.add_model_args(parser)
-    _common.add_common_args(parser)
+    common.add_input_args(parser)
+    common.add_model_args(parser)
+    common.add_common_args(parser)
     return parser
-
-
-def resolve_models(config, timer: _common.StageTimer) -> ModelBundle:
-    """Find every model before Spark starts, so a missing one fails the job in seconds."""
-    with timer.stage("resolve-models"):
-        return ModelBundle.resolve(config)
 
 
 def fingerprint(config, bundle: ModelBundle) -> dict:
@@ -64,18 +44,18 @@ def fingerprint(config, bundle: ModelBundle) -> dict:
 
 
 def _check_resumable(spark, work: str, expected: dict, resume: bool) -> None:
-    path = io.join_path(work, "fingerprint.json")
-    if resume and io.path_exists(spark, path):
-        found = json.loads(io.get_text(spark, path))
+    path = storage.join_path(work, "fingerprint.json")
+    if resume and storage.path_exists(spark, path):
+        found = json.loads(storage.get_text(spark, path))
         changed = sorted(k for k in expected if found.get(k) != expected[k])
         if changed:
             raise InputError(f"--resume: {work} was made with other settings ({', '.join(changed)} differ); "
                              f"resume with the same settings, or start again with --overwrite")
     else:
-        io.put_text(spark, json.dumps(expected, indent=2), path)
+        storage.put_text(spark, json.dumps(expected, indent=2), path)
 
 
-def run_detect(spark, config, bundle: ModelBundle, timer: _common.StageTimer, *, resume: bool = False) -> dict:
+def run_detect(spark, config, bundle: ModelBundle, timer: common.StageTimer, *, resume: bool = False) -> dict:
     """The models' half of the pipeline; returns the counts for summary.json.
 
     Documents are processed in ``input.chunks`` chunks by a hash of their id. Each finished
@@ -85,17 +65,17 @@ def run_detect(spark, config, bundle: ModelBundle, timer: _common.StageTimer, *,
     """
     out, fmt = config.output.path, config.output.format
     final_mode = "overwrite" if resume else config.output.mode
-    work = io.join_path(out, "_work")
-    docs = io.read_documents(spark, config.input)
+    work = storage.join_path(out, "_work")
+    docs = storage.read_documents(spark, config.input)
     _check_resumable(spark, work, fingerprint(config, bundle), resume)
     n_chunks = config.input.chunks
     chunk_counts, resumed = [], 0
     with timer.stage("detect"):
         for chunk in range(n_chunks):
-            folder = io.join_path(work, f"chunk-{chunk:05d}")
-            marker = io.join_path(folder, "_DONE.json")
-            if resume and io.path_exists(spark, marker):
-                chunk_counts.append(json.loads(io.get_text(spark, marker)))
+            folder = storage.join_path(work, f"chunk-{chunk:05d}")
+            marker = storage.join_path(folder, "_DONE.json")
+            if resume and storage.path_exists(spark, marker):
+                chunk_counts.append(json.loads(storage.get_text(spark, marker)))
                 resumed += 1
                 log.info("detect: chunk %d/%d done by an earlier run; skipped", chunk + 1, n_chunks)
                 continue
@@ -103,60 +83,47 @@ def run_detect(spark, config, bundle: ModelBundle, timer: _common.StageTimer, *,
             counts = appeals.documents.selectExpr(
                 "count(*) AS documents", "count(error) AS errors", "coalesce(sum(n_mentions), 0) AS mentions",
                 "coalesce(sum(n_segments), 0) AS segments").first().asDict()
-            io.write_table(appeals.mentions, io.join_path(folder, "mentions"), fmt, "overwrite")
-            io.write_table(appeals.errors, io.join_path(folder, "errors"), fmt, "overwrite")
+            storage.write_table(appeals.mentions, storage.join_path(folder, "mentions"), fmt, "overwrite")
+            storage.write_table(appeals.errors, storage.join_path(folder, "errors"), fmt, "overwrite")
             appeals.release()
-            io.put_text(spark, json.dumps(counts), marker)
+            storage.put_text(spark, json.dumps(counts), marker)
             chunk_counts.append(counts)
             log.info("detect: chunk %d/%d: %s", chunk + 1, n_chunks, counts)
         totals = {k: sum(c[k] for c in chunk_counts) for k in ("documents", "errors", "mentions", "segments")}
         for table in ("mentions", "errors"):
-            parts = [io.read_table(spark, io.join_path(work, f"chunk-{c:05d}", table), fmt) for c in range(n_chunks)]
-            io.write_table(functools.reduce(lambda a, b: a.unionByName(b), parts),
-                           io.join_path(out, table), fmt, final_mode)
+            parts = [storage.read_table(spark, storage.join_path(work, f"chunk-{c:05d}", table), fmt) for c in range(n_chunks)]
+            storage.write_table(functools.reduce(lambda a, b: a.unionByName(b), parts),
+                           storage.join_path(out, table), fmt, final_mode)
     timer.done("detect", totals["documents"], "documents")
     n_input = docs.count()
     if n_input != totals["documents"]:
         raise GroupAppealSparkError(
             f"reconciliation failed: {n_input} input rows but {totals['documents']} processed or reported")
     with timer.stage("embed"):
-        mentions = io.read_table(spark, io.join_path(out, "mentions"), fmt)
-        io.write_table(embed_mentions(mentions, config, bundle=bundle),
-                       io.join_path(out, "mention_embeddings"), fmt, final_mode)
-        unique = io.read_table(spark, io.join_path(out, "mention_embeddings"), fmt).count()
+        mentions = storage.read_table(spark, storage.join_path(out, "mentions"), fmt)
+        storage.write_table(embed_mentions(mentions, config, bundle=bundle),
+                       storage.join_path(out, "mention_embeddings"), fmt, final_mode)
+        unique = storage.read_table(spark, storage.join_path(out, "mention_embeddings"), fmt).count()
     timer.done("embed", unique, "unique mentions")
-    io.delete(spark, work)
+    storage.delete(spark, work)
     return {"input_rows": n_input, "documents_ok": totals["documents"] - totals["errors"],
             "documents_with_errors": totals["errors"], "segments": totals["segments"],
             "mentions": totals["mentions"], "unique_mentions": unique, "chunks": n_chunks,
             "chunks_resumed": resumed}
 
 
-def start(args, app_name: str):
-    """Everything before the first write: config, models, session, output checks (fail early)."""
-    config = _common.config_from_args(args)
-    timer = _common.StageTimer()
-    bundle = resolve_models(config, timer)
-    spark = _common.build_session(config, app_name, args.master)
-    if args.resume:
-        io.check_output_writable(spark, config.output.path)
-    else:
-        io.check_output_free(spark, config.output.path, config.output.mode)
-    return config, spark, bundle, timer
-
-
 def main(argv=None) -> int:
     parser = build_parser()
 
     def body(args):
-        config, spark, bundle, timer = start(args, "group-appeal-spark detect")
+        config, spark, bundle, timer = common.start(args, "group-appeal-spark detect")
         counts = run_detect(spark, config, bundle, timer, resume=args.resume)
-        io.put_text(spark, _common.summary_json({**counts, "stage_seconds": timer.seconds,
+        storage.put_text(spark, common.summary_json({**counts, "stage_seconds": timer.seconds,
                                                  "config": config.to_dict()}),
-                    io.join_path(config.output.path, "summary.json"))
+                    storage.join_path(config.output.path, "summary.json"))
         log.info("detect: done: %s", counts)
 
-    return _common.run_main("detect", parser, body, argv)
+    return common.run_main("detect", parser, body, argv)
 
 
 if __name__ == "__main__":

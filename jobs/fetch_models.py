@@ -19,12 +19,17 @@ from pathlib import Path
 if __package__ in (None, ""):
     import _bootstrap  # noqa: F401 - run as a file from a checkout
 
-from group_appeal_spark.jobs import _common
+from group_appeal_spark.jobs import common
 from group_appeal_spark.lib.config import load_config, parse_override
 from group_appeal_spark.lib.errors import InputError
-from group_appeal_spark.lib.models import SNAPSHOT_PATTERNS, ModelSource, repo_folder_name, resolve_model_dir
+from group_appeal_spark.lib.models.hub import (
+    SNAPSHOT_PATTERNS,
+    ModelSource,
+    repo_folder_name,
+    resolve_model_dir,
+)
 
-log = _common.log
+log = common.log
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,15 +88,15 @@ def main(argv=None) -> int:
             return
         with tempfile.TemporaryDirectory(prefix="gas-fetch-") as tmp:
             fetch(config, Path(tmp), True)
-            spark = _common.build_session(config, "group-appeal-spark fetch-models")
-            from group_appeal_spark.jobs import io
+            spark = common.build_session(config, "group-appeal-spark fetch-models")
+            from group_appeal_spark.jobs import storage
 
             for path in sorted(Path(tmp).rglob("*")):
                 if path.is_file() and ".cache" not in path.parts:
-                    io.put_file(spark, path, io.join_path(args.out, str(path.relative_to(tmp))))
+                    storage.put_file(spark, path, storage.join_path(args.out, str(path.relative_to(tmp))))
         log.info("fetch-models: done; copy or mount %s where the jobs run and pass --models-dir", args.out)
 
-    return _common.run_main("fetch-models", parser, body, argv)
+    return common.run_main("fetch-models", parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ import sys
 if __package__ in (None, ""):
     import _bootstrap  # noqa: F401 - run as a file from a checkout
 
-from group_appeal_spark.jobs import _common, io
+from group_appeal_spark.jobs import common, storage
 from group_appeal_spark.jobs.cluster import run_cluster
-from group_appeal_spark.jobs.detect import add_input_args, run_detect, start
+from group_appeal_spark.jobs.detect import run_detect
 
-log = _common.log
+log = common.log
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,10 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="group-appeal-spark run", description=__doc__.split("\n\n")[0],
         epilog="Output tables and columns: see README.md, section 'Outputs'. Every config key: conf/defaults.yaml.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_input_args(parser)
-    _common.add_model_args(parser)
-    _common.add_cluster_args(parser)
-    _common.add_common_args(parser)
+    common.add_input_args(parser)
+    common.add_model_args(parser)
+    common.add_cluster_args(parser)
+    common.add_common_args(parser)
     return parser
 
 
@@ -38,15 +38,15 @@ def main(argv=None) -> int:
     parser = build_parser()
 
     def body(args):
-        config, spark, bundle, timer = start(args, "group-appeal-spark run")
+        config, spark, bundle, timer = common.start(args, "group-appeal-spark run")
         counts = run_detect(spark, config, bundle, timer, resume=args.resume)
         counts.update(run_cluster(spark, config, config.output.path, timer,
                                   mode="overwrite" if args.resume else None))
         summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict()}
-        io.put_text(spark, _common.summary_json(summary), io.join_path(config.output.path, "summary.json"))
+        storage.put_text(spark, common.summary_json(summary), storage.join_path(config.output.path, "summary.json"))
         log.info("run: done: %s", {k: v for k, v in counts.items() if k != "plots"})
 
-    return _common.run_main("run", parser, body, argv)
+    return common.run_main("run", parser, body, argv)
 
 
 if __name__ == "__main__":

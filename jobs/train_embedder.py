@@ -50,7 +50,7 @@ maxwlnd/cl_mention_embedding in group-appeal-detector.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from group_appeal_spark.lib.train_embedder import NegativeMining, TrainConfig
+    from group_appeal_spark.lib.training.trainer import NegativeMining, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from group_appeal_spark.lib.errors import GroupAppealSparkError
-    from group_appeal_spark.lib.train_embedder import TrainConfig, train_embedder
+    from group_appeal_spark.lib.training.trainer import TrainConfig, train_embedder
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from group_appeal_spark.lib.errors import ConfigError
-from group_appeal_spark.lib.models import (
+from group_appeal_spark.lib.models.devices import Device, Precision
+from group_appeal_spark.lib.models.hub import (
     DETECTOR_ID,
     DETECTOR_TOKENIZER_ID,
     EMBEDDER_BASE_ID,
@@ -23,7 +24,6 @@ from group_appeal_spark.lib.models import (
     ModelSource,
     models_dir_source,
 )
-from group_appeal_spark.lib.options import Device, Precision
 
 SEGMENTATION_MODES = ("sentence", "none")
 METRICS = ("silhouette", "nmi")

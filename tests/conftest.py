@@ -36,7 +36,7 @@ def _bert_vocab():
 @pytest.fixture(scope="session")
 def hub_cache():
     """The offline hub cache with the five tiny repos; returns {repo_id: snapshot folder}."""
-    from group_appeal_spark.lib.tiny_models import build_tiny_hub_cache
+    from group_appeal_spark.testing.tiny_models import build_tiny_hub_cache
 
     return build_tiny_hub_cache(os.environ["HF_HUB_CACHE"], seed=0, bert_vocab=_bert_vocab())
 
@@ -60,9 +60,8 @@ def spark(load_log_dir):
     Python workers get an empty hub cache through spark.executorEnv: if an executor ever tried
     to resolve a hub id instead of loading the folders the driver resolved, it would fail.
     """
+    from group_appeal_spark.udfs.cache import LOAD_LOG_ENV
     from pyspark.sql import SparkSession
-
-    from group_appeal_spark.udfs._cache import LOAD_LOG_ENV
 
     os.environ[LOAD_LOG_ENV] = str(load_log_dir)
     session = (
@@ -90,6 +89,6 @@ def sparse_repos():
     The default tiny detector finds a mention in nearly every sentence, which hides every bug
     of a batch without mentions. Plain folders ({repo_id: folder}), given as local_dir.
     """
-    from group_appeal_spark.lib.tiny_models import build_tiny_repos
+    from group_appeal_spark.testing.tiny_models import build_tiny_repos
 
     return build_tiny_repos(pathlib.Path(_SESSION_DIR) / "sparse-models", seed=0, detector_o_share=0.97)

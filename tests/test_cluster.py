@@ -3,19 +3,18 @@
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.spatial.distance import cdist
-from sklearn.cluster import KMeans
-from sklearn.metrics import normalized_mutual_info_score, silhouette_score
-
-from group_appeal_spark.lib import cluster as cluster_module
-from group_appeal_spark.lib.cluster import (
+from group_appeal_spark.lib.clustering import kmeans as cluster_module
+from group_appeal_spark.lib.clustering.dictionary import CategoryMatcher
+from group_appeal_spark.lib.clustering.kmeans import (
     DegenerateClusteringWarning,
     KSearchResult,
     MentionKMeans,
     search_k,
     weighted_silhouette_score,
 )
-from group_appeal_spark.lib.dictionary import CategoryMatcher
+from scipy.spatial.distance import cdist
+from sklearn.cluster import KMeans
+from sklearn.metrics import normalized_mutual_info_score, silhouette_score
 
 CATEGORIES = ["women", "workers", "pensioners", "farmers", "students"]
 

@@ -4,9 +4,13 @@ import dataclasses
 
 import pytest
 import yaml
-
 from group_appeal_spark.jobs import cli
-from group_appeal_spark.lib.config import JobConfig, default_yaml_text, load_config, parse_override
+from group_appeal_spark.lib.config import (
+    JobConfig,
+    default_yaml_text,
+    load_config,
+    parse_override,
+)
 from group_appeal_spark.lib.errors import ConfigError
 
 

@@ -9,14 +9,22 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from group_appeal_spark.lib import models
-from group_appeal_spark.lib.appeals import AppealFinder
-from group_appeal_spark.lib.detect import MentionDetector, group_tokens, make_windows, softmax
-from group_appeal_spark.lib.embed import MentionEmbedder, MentionKeyer
 from group_appeal_spark.lib.errors import ConfigError, ModelLoadError
-from group_appeal_spark.lib.options import Precision, resolve_device
-from group_appeal_spark.lib.stance import StanceClassifier, entailment_index, stances_from_probs
+from group_appeal_spark.lib.inference.appeals import AppealFinder
+from group_appeal_spark.lib.inference.detect import (
+    MentionDetector,
+    group_tokens,
+    make_windows,
+    softmax,
+)
+from group_appeal_spark.lib.inference.embed import MentionEmbedder, MentionKeyer
+from group_appeal_spark.lib.inference.stance import (
+    StanceClassifier,
+    entailment_index,
+    stances_from_probs,
+)
+from group_appeal_spark.lib.models.devices import Precision, resolve_device
 
 
 def _dir(repo_id):
@@ -193,7 +201,7 @@ def test_pinned_revision_resolves_offline(hub_cache):
 
 
 def test_stance_label_order_comes_from_config(tmp_path, hub_cache):
-    from group_appeal_spark.lib.tiny_models import build_tiny_repos
+    from group_appeal_spark.testing.tiny_models import build_tiny_repos
 
     repos = build_tiny_repos(tmp_path, seed=0, stance_label_order=("not_entailment", "entailment"))
     swapped = StanceClassifier.from_dir(repos[models.STANCE_ID])
@@ -227,12 +235,16 @@ def test_lib_imports_without_pyspark():
         import importlib, pkgutil, sys
         sys.modules["pyspark"] = None
         import group_appeal_spark.lib as lib
-        names = [m.name for m in pkgutil.iter_modules(lib.__path__)]
+        # walk_packages imports each subpackage; it yields names relative to lib with their dots
+        names = [m.name for m in pkgutil.walk_packages(lib.__path__, prefix="group_appeal_spark.lib.")]
+        names = [n.removeprefix("group_appeal_spark.lib.") for n in names]
         for name in names:
             importlib.import_module("group_appeal_spark.lib." + name)
+        importlib.import_module("group_appeal_spark.testing.tiny_models")
         print(json.dumps(names))
     """).replace("import importlib", "import json, importlib")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert out.returncode == 0, out.stderr
     names = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"detect", "stance", "embed", "cluster", "models", "appeals"} <= set(names)
+    assert {"inference.detect", "inference.stance", "inference.embed", "clustering.kmeans", "models.hub",
+            "inference.appeals"} <= set(names)

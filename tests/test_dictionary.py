@@ -6,8 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
-from group_appeal_spark.lib.dictionary import (
+from group_appeal_spark.lib.clustering.dictionary import (
     CategoryMatcher,
     DictionaryError,
     read_dictionary,

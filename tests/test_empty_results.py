@@ -10,13 +10,13 @@ import random
 
 import numpy as np
 import pytest
-
 from group_appeal_spark.lib import models
-from group_appeal_spark.lib.appeals import AppealFinder
-from group_appeal_spark.lib.detect import MentionDetector
-from group_appeal_spark.lib.embed import MentionEmbedder, MentionKeyer
-from group_appeal_spark.lib.stance import StanceClassifier
-from group_appeal_spark.lib.tiny_models import corpus
+from group_appeal_spark.lib.inference.appeals import AppealFinder
+from group_appeal_spark.lib.inference.detect import MentionDetector
+from group_appeal_spark.lib.inference.embed import MentionEmbedder, MentionKeyer
+from group_appeal_spark.lib.inference.stance import StanceClassifier
+
+from group_appeal_spark.testing.tiny_models import corpus
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,6 @@ def test_run_job_on_sentences_mostly_without_mentions(spark, sparse_repos, split
     Arrow batches hold 16 rows in the test session, so the first batches have no mention at all.
     """
     import pandas as pd
-
     from group_appeal_spark.jobs import run as run_job
 
     with_m, without = split_corpus

@@ -6,9 +6,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
-from group_appeal_spark.lib import plots
-from group_appeal_spark.lib.plots import plot_cluster_boxplot, plot_k_scores
+from group_appeal_spark.lib.clustering import plots
+from group_appeal_spark.lib.clustering.plots import plot_cluster_boxplot, plot_k_scores
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

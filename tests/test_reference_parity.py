@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
 from group_appeal_spark.lib import models
-from group_appeal_spark.lib.detect import MentionDetector
-from group_appeal_spark.lib.embed import MentionEmbedder, MentionKeyer
-from group_appeal_spark.lib.stance import StanceClassifier
+from group_appeal_spark.lib.inference.detect import MentionDetector
+from group_appeal_spark.lib.inference.embed import MentionEmbedder, MentionKeyer
+from group_appeal_spark.lib.inference.stance import StanceClassifier
 from sentences import sentences
 
 pytestmark = pytest.mark.reference

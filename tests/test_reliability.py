@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from group_appeal_spark.jobs import detect as detect_job
-from group_appeal_spark.jobs import pipeline
 from group_appeal_spark.jobs import run as run_job
-from group_appeal_spark.lib.bundle import ModelBundle
+from group_appeal_spark.jobs import transforms
 from group_appeal_spark.lib.config import load_config
 from group_appeal_spark.lib.errors import ConfigError
+from group_appeal_spark.lib.models.bundle import ModelBundle
 
 pytestmark = pytest.mark.spark
 
@@ -109,24 +108,24 @@ def test_hostile_csv_malformed_lines_are_reported(tmp_path, spark):
     path.write_text('id,party,text\n1,Lab,"We support farmers."\n2,Con,"Too, many",fields,here\n3,LD\n'
                     '4,Lab,"Multi\nline, with a comma"\n', encoding="utf-8")
     config = load_config(overrides={"input.path": str(path), "input.format": "csv", "input.carry_cols": ["party"]})
-    from group_appeal_spark.jobs import io
+    from group_appeal_spark.jobs import storage
 
-    result = pipeline.detect_appeals(io.read_documents(spark, config.input), config)
+    result = transforms.detect_appeals(storage.read_documents(spark, config.input), config)
     errors = result.errors.toPandas().sort_values("doc_id")
     assert errors[["doc_id", "error"]].values.tolist() == [["2", "malformed CSV line"], ["3", "malformed CSV line"]]
     assert sorted(result.documents.where("error is null").toPandas()["doc_id"]) == ["1", "4"]
 
 
 def test_injected_task_failure_is_retried_to_the_same_result(spark, hostile, tmp_path):
-    from group_appeal_spark.jobs import io
+    from group_appeal_spark.jobs import storage
 
     config = load_config(overrides={"input.path": str(hostile), "input.format": "json",
                                     "input.carry_cols": ["party"]})
     bundle = ModelBundle.resolve(config)
-    docs = io.read_documents(spark, config.input).repartition(3)
-    clean = pipeline.detect_appeals(docs, config, bundle=bundle)
+    docs = storage.read_documents(spark, config.input).repartition(3)
+    clean = transforms.detect_appeals(docs, config, bundle=bundle)
     marker = tmp_path / "failed-once"
-    flaky = pipeline.detect_appeals(docs, config, bundle=dataclasses.replace(bundle, fail_once_marker=str(marker)))
+    flaky = transforms.detect_appeals(docs, config, bundle=dataclasses.replace(bundle, fail_once_marker=str(marker)))
     got_mentions, got_errors = flaky.mentions.toPandas(), flaky.errors.toPandas()
     assert marker.exists(), "the injected failure happened (and Spark retried the task)"
     pd.testing.assert_frame_equal(_sorted(got_mentions), _sorted(clean.mentions.toPandas()))

@@ -8,8 +8,7 @@ import sys
 import time
 
 import pytest
-
-from group_appeal_spark.lib.segment import (
+from group_appeal_spark.lib.inference.segment import (
     BLANK_CHARS,
     Segment,
     SegmentationMode,

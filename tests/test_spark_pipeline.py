@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from group_appeal_spark.jobs import cluster as cluster_job
 from group_appeal_spark.jobs import run as run_job
-from group_appeal_spark.lib.bundle import ModelBundle
 from group_appeal_spark.lib.config import load_config
+from group_appeal_spark.lib.models.bundle import ModelBundle
 from sentences import sentences
 
 pytestmark = pytest.mark.spark
@@ -126,7 +125,7 @@ def test_each_worker_loads_each_model_once(run_output, load_log_dir):
 
 
 def test_shipping_with_spark_files_gives_the_same_result(spark, corpus, run_output):
-    from group_appeal_spark.jobs.pipeline import detect_appeals
+    from group_appeal_spark.jobs.transforms import detect_appeals
 
     docs = spark.read.parquet(str(corpus[0])).where("id < 'd010'")
     config = load_config(overrides={"models.ship": "files", "input.carry_cols": ["party"]})
@@ -138,7 +137,7 @@ def test_shipping_with_spark_files_gives_the_same_result(spark, corpus, run_outp
 
 
 def test_generated_ids_do_not_depend_on_partitioning(spark):
-    from group_appeal_spark.jobs.pipeline import prepare_documents
+    from group_appeal_spark.jobs.transforms import prepare_documents
 
     config = load_config(overrides={"input.id_col": "no_such_column"})
     df = spark.createDataFrame(pd.DataFrame({"text": ["a", "b", "a", "c", None, "a"], "n": [1, 2, 3, 4, 5, 6]}))
@@ -190,7 +189,7 @@ def test_spark_submit_from_checkout_with_tiny_models(tmp_path):
 
 def test_fetch_models_snapshot_serves_models_dir(spark, corpus, run_output, tmp_path):
     from group_appeal_spark.jobs import fetch_models
-    from group_appeal_spark.jobs.pipeline import detect_appeals
+    from group_appeal_spark.jobs.transforms import detect_appeals
 
     snapshot = tmp_path / "models"
     assert fetch_models.main(["--out", str(snapshot)]) == 0
@@ -213,7 +212,8 @@ def test_fetch_models_snapshot_serves_models_dir(spark, corpus, run_output, tmp_
 
 @pytest.mark.parametrize("metric", ["silhouette", "nmi"])
 def test_spark_ml_backend_clusters_every_mention(spark, run_output, tmp_path, metric):
-    from group_appeal_spark.jobs.pipeline import SPARK_SILHOUETTE, cluster_mentions
+    from group_appeal_spark.jobs.transforms import cluster_mentions
+    from group_appeal_spark.jobs.transforms.spark_kmeans import SPARK_SILHOUETTE
 
     dictionary = tmp_path / "dict.csv"
     dictionary.write_text("farming,age,health\nfarm*,young people,nurs*\nfarmers,pensioners,doctors\n")

@@ -16,9 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
-import pytest
-
 import pyspark
+import pytest
 
 pytestmark = pytest.mark.spark
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from group_appeal_spark.lib import tiny_models as tm
+from group_appeal_spark.testing import tiny_models as tm
 
 
 def _real_bert_vocab():

@@ -16,11 +16,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
-from group_appeal_spark.lib.embed import MentionEmbedder
 from group_appeal_spark.lib.errors import ConfigError, InputError
-from group_appeal_spark.lib.models import load_tokenizer
-from group_appeal_spark.lib.train_embedder import (
+from group_appeal_spark.lib.inference.embed import MentionEmbedder
+from group_appeal_spark.lib.models.loaders import load_tokenizer
+from group_appeal_spark.lib.training.trainer import (
     EmbedderTrainer,
     TrainConfig,
     prepare_terms,
@@ -126,7 +125,7 @@ np.save(sys.argv[2], GroupMentionClusterer(mentions, device="cpu").embed().numpy
 
 
 def test_output_is_a_drop_in_for_the_reference_package(trained, tmp_path):
-    from group_appeal_spark.lib.tiny_models import install_into_hub_cache
+    from group_appeal_spark.testing.tiny_models import install_into_hub_cache
 
     _, out, _ = trained
     cache = tmp_path / "hub"

@@ -7,12 +7,14 @@ import struct
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-
 from group_appeal_spark.lib import models
-from group_appeal_spark.lib.embed import load_embedder_module
 from group_appeal_spark.lib.errors import ModelLoadError
-from group_appeal_spark.lib.weights import load_safetensors, read_header
+from group_appeal_spark.lib.models.loaders import load_embedder_module
+from group_appeal_spark.lib.models.weights import load_safetensors, read_header
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
 
 CLASSIFIERS = [
     (models.DETECTOR_ID, AutoModelForTokenClassification, models.load_token_classifier),

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pandas as pd
-from pyspark.sql.functions import pandas_udf
-
-from group_appeal_spark.lib.batching import check_one_per_input
-from group_appeal_spark.lib.bundle import ModelBundle
-from group_appeal_spark.udfs._cache import get_or_load, set_torch_threads
+from group_appeal_spark.lib.inference.batching import check_one_per_input
+from group_appeal_spark.lib.models.bundle import ModelBundle
+from group_appeal_spark.udfs.cache import get_or_load, set_torch_threads
 from group_appeal_spark.udfs.schemas import EMBEDDING_TYPE
 from group_appeal_spark.udfs.shipping import shipped_root
+from pyspark.sql.functions import pandas_udf
 
 
 def make_embed_udf(bundle: ModelBundle):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import tempfile
 
-from group_appeal_spark.lib.bundle import ModelBundle, bundle_name, rebuild_shipped, stage_for_shipping
+from group_appeal_spark.lib.models.bundle import (
+    ModelBundle,
+    bundle_name,
+    rebuild_shipped,
+    stage_for_shipping,
+)
 
 
 def ship_models(spark, bundle: ModelBundle, mode: str) -> ModelBundle:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from group_appeal_spark.lib.segment import check_text
+from group_appeal_spark.lib.inference.segment import check_text
 
 
 def json_line_text(line, field: str) -> tuple[str | None, str | None]:

@@ -7,10 +7,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from pyspark.sql import functions as F
-
 from group_appeal_spark.lib.config import InputConfig
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
+from pyspark.sql import functions as F
 
 log = logging.getLogger("group_appeal_spark")
 
@@ -74,9 +73,8 @@ def _read_json_lines(spark, reader, cfg: InputConfig):
 
     The other fields keep the types Spark infers for them. Blank lines are not documents.
     """
+    from group_appeal_spark.udfs.json_text import make_json_text_udf
     from pyspark.sql import types as T
-
-    from group_appeal_spark.udfs.inputs import make_json_text_udf
 
     inferred = reader.json(cfg.path).schema
     if cfg.text_col not in inferred.names:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from group_appeal_spark.lib.config import InferenceConfig, JobConfig, SegmentationConfig
-from group_appeal_spark.lib.models import resolve_model_dir
+from group_appeal_spark.lib.models.hub import resolve_model_dir
 
 ROLES = ("detector", "detector_tokenizer", "stance", "embedder", "embedder_config")
 
@@ -72,10 +72,10 @@ class ModelBundle:
 
     def appeal_finder(self, shipped_root: str | None = None):
         """Build the detection + stance stages (executor side)."""
-        from group_appeal_spark.lib.appeals import AppealFinder
-        from group_appeal_spark.lib.detect import MentionDetector
-        from group_appeal_spark.lib.embed import MentionKeyer
-        from group_appeal_spark.lib.stance import StanceClassifier
+        from group_appeal_spark.lib.inference.appeals import AppealFinder
+        from group_appeal_spark.lib.inference.detect import MentionDetector
+        from group_appeal_spark.lib.inference.embed import MentionKeyer
+        from group_appeal_spark.lib.inference.stance import StanceClassifier
 
         f = lambda role: self.folder(role, shipped_root)  # noqa: E731
         inf = self.inference
@@ -91,7 +91,7 @@ class ModelBundle:
 
     def embedder(self, shipped_root: str | None = None):
         """Build the embedding stage (executor side)."""
-        from group_appeal_spark.lib.embed import MentionEmbedder
+        from group_appeal_spark.lib.inference.embed import MentionEmbedder
 
         inf = self.inference
         return MentionEmbedder.from_dirs(

@@ -1,4 +1,4 @@
-"""What every Spark job shares: flags, configuration, the session, logging, errors, timing."""
+"""What every Spark job shares: flags, configuration, models, the session, logging, errors, timing."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 
+from group_appeal_spark.jobs import storage
 from group_appeal_spark.lib.config import load_config, parse_override
 from group_appeal_spark.lib.errors import GroupAppealSparkError
 
@@ -18,6 +19,20 @@ log = logging.getLogger("group_appeal_spark")
 
 SMOKE_WARNING = ("OFFLINE SMOKE TEST: --tiny-models runs the pipeline on tiny RANDOM-weight models built on "
                  "the fly; every output of this run is meaningless")
+
+
+def add_input_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("input and output")
+    g.add_argument("--input", help="documents: a file or folder (input.path)")
+    g.add_argument("--output", help="output folder (output.path)")
+    g.add_argument("--input-format", help="parquet | csv | json (JSON lines) | text (one document a line) | delta ...")
+    g.add_argument("--text-col", help="column with the document text (default text)")
+    g.add_argument("--id-col", help="document id column (default id; stable ids are generated when absent)")
+    g.add_argument("--carry-cols", help="comma-separated input columns copied to every output row, e.g. party,date")
+    g.add_argument("--segmentation", help="sentence (default) | none: what one model input is")
+    g.add_argument("--chunks", type=int, help="process the documents in N chunks, each checkpointed (input.chunks)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run into the same --output: finished chunks are skipped")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -85,9 +100,15 @@ def config_from_args(args: argparse.Namespace):
 
 def tiny_model_overrides() -> dict:
     """Local folders of freshly built tiny random models (the offline smoke option)."""
-    from group_appeal_spark.lib.models import (DETECTOR_ID, DETECTOR_TOKENIZER_ID, EMBEDDER_BASE_ID,
-                                               EMBEDDER_ID, STANCE_ID)
-    from group_appeal_spark.lib.tiny_models import build_tiny_repos
+    from group_appeal_spark.lib.models.hub import (
+        DETECTOR_ID,
+        DETECTOR_TOKENIZER_ID,
+        EMBEDDER_BASE_ID,
+        EMBEDDER_ID,
+        STANCE_ID,
+    )
+
+    from group_appeal_spark.testing.tiny_models import build_tiny_repos
 
     log.warning(SMOKE_WARNING)
     repos = build_tiny_repos(tempfile.mkdtemp(prefix="gas-tiny-models-"), seed=0)
@@ -217,3 +238,24 @@ def run_main(job_name: str, parser: argparse.ArgumentParser, body, argv=None) ->
 
 def summary_json(data: dict) -> str:
     return json.dumps(data, indent=2, sort_keys=False, default=str)
+
+
+def resolve_models(config, timer: StageTimer):
+    """Find every model before Spark starts, so a missing one fails the job in seconds."""
+    from group_appeal_spark.lib.models.bundle import ModelBundle
+
+    with timer.stage("resolve-models"):
+        return ModelBundle.resolve(config)
+
+
+def start(args, app_name: str):
+    """Everything before the first write: config, models, session, output checks (fail early)."""
+    config = config_from_args(args)
+    timer = StageTimer()
+    bundle = resolve_models(config, timer)
+    spark = build_session(config, app_name, args.master)
+    if args.resume:
+        storage.check_output_writable(spark, config.output.path)
+    else:
+        storage.check_output_free(spark, config.output.path, config.output.mode)
+    return config, spark, bundle, timer

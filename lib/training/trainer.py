@@ -53,17 +53,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from group_appeal_spark.lib.embed import EMBEDDING_DIM, MAX_LENGTH, MentionEmbedder, new_embedder_module
 from group_appeal_spark.lib.errors import ConfigError, InputError, ModelLoadError
-from group_appeal_spark.lib.models import (
+from group_appeal_spark.lib.inference.embed import MAX_LENGTH, MentionEmbedder
+from group_appeal_spark.lib.models.devices import Device, _Choice, resolve_device
+from group_appeal_spark.lib.models.hub import (
     EMBEDDER_BASE_ID,
     ModelSource,
-    _require_safetensors,
-    load_tokenizer,
     resolve_model_dir,
 )
-from group_appeal_spark.lib.options import Device, _Choice, resolve_device
+from group_appeal_spark.lib.models.loaders import (
+    EMBEDDING_DIM,
+    _require_safetensors,
+    load_tokenizer,
+    new_embedder_module,
+)
 
 __all__ = [
     "NegativeMining",
@@ -213,7 +216,7 @@ def read_training_dictionary(path) -> pd.DataFrame:
     InputError
         If the file is missing or unreadable; the message names the path.
     """
-    from group_appeal_spark.lib.dictionary import read_dictionary
+    from group_appeal_spark.lib.clustering.dictionary import read_dictionary
 
     try:
         return read_dictionary(path)
@@ -552,7 +555,7 @@ class EmbedderTrainer:
         if self.init_embedder is not None:
             if self.base_model is not None:
                 raise ConfigError("base_model and init_embedder are exclusive: give one start point")
-            from group_appeal_spark.lib.embed import load_embedder_module
+            from group_appeal_spark.lib.models.loaders import load_embedder_module
 
             folder = Path(self.init_embedder)
             tokenizer = load_tokenizer(folder, "initial embedder tokenizer")
@@ -658,8 +661,7 @@ class EmbedderTrainer:
     def _train(self, config: TrainConfig, terms: TrainingTerms, embedder: MentionEmbedder, device):
         import torch
         import torch.nn.functional as F
-
-        from group_appeal_spark.lib.batching import pad_rows
+        from group_appeal_spark.lib.inference.batching import pad_rows
 
         module, tokenizer = embedder.module, embedder.tokenizer
         train_terms, train_labels = terms.flat("train")

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
-
 from group_appeal_spark.lib.errors import InputError
 
 __all__ = ["CategoryMatcher", "DictionaryError", "read_dictionary", "term_to_regex"]

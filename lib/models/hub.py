@@ -9,7 +9,6 @@ ever executed (``trust_remote_code`` stays off).
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 from group_appeal_spark.lib.errors import ModelLoadError
@@ -134,67 +133,3 @@ def models_dir_source(models_dir, role: str, repo_id: str, revision: str | None 
 def repo_folder_name(repo_id: str) -> str:
     """The folder name under which ``fetch-models`` stores a repository."""
     return repo_id.replace("/", "--")
-
-
-def _require_safetensors(folder: Path, role: str) -> None:
-    if not any(folder.glob("*.safetensors")):
-        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        raise ModelLoadError(
-            f"{role}: no *.safetensors weights in {folder} (found: {', '.join(found) or 'nothing'}). "
-            f"Only safetensors weights are loaded; pickle-based *.bin files are refused for safety."
-        )
-
-
-def load_tokenizer(folder, role: str, **kwargs):
-    """Load a fast tokenizer from a folder (no remote code); ``role`` names it in errors."""
-    from transformers import AutoTokenizer
-
-    # Forked Python workers must not start tokenizers' own thread pool (it deadlocks after fork).
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, **kwargs)
-    except Exception as exc:
-        raise ModelLoadError(
-            f"{role}: cannot load the tokenizer from {folder}: {exc}. DeBERTa-v3 folders that hold "
-            f"only spm.model need the `sentencepiece` and `protobuf` packages."
-        ) from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(f"{role}: the tokenizer in {folder} is not a fast tokenizer; character offsets need one")
-    return tokenizer
-
-
-def quiet_transformers() -> None:
-    """No per-load progress bars in executor logs (one per task would drown the job's log)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-
-def _load_auto_model(auto_class, folder, role: str, dtype):
-    _require_safetensors(Path(folder), role)
-    quiet_transformers()
-    from group_appeal_spark.lib.weights import load_pretrained
-
-    try:
-        # Parameters are views into one private mapping of the safetensors file: every Python
-        # worker of a node shares the page cache's copy (from_pretrained gives each its own).
-        model = load_pretrained(auto_class, folder, dtype=dtype)
-    except ModelLoadError as exc:
-        raise ModelLoadError(f"{role}: cannot load the model from {folder}: {exc}") from exc
-    except Exception as exc:
-        raise ModelLoadError(f"{role}: cannot load the model from {folder}: {exc}") from exc
-    return model.eval()
-
-
-def load_token_classifier(folder, *, dtype=None, role: str = "detector"):
-    """Load a token-classification model (the mention detector) from a folder."""
-    from transformers import AutoModelForTokenClassification
-
-    return _load_auto_model(AutoModelForTokenClassification, folder, role, dtype)
-
-
-def load_sequence_classifier(folder, *, dtype=None, role: str = "stance model"):
-    """Load a sequence-classification model (the NLI stance model) from a folder."""
-    from transformers import AutoModelForSequenceClassification
-
-    return _load_auto_model(AutoModelForSequenceClassification, folder, role, dtype)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from group_appeal_spark.lib.errors import OutputMismatchError
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+from group_appeal_spark.lib.json_text import json_line_text
 from pyspark.sql.functions import pandas_udf
-
-from group_appeal_spark.lib.inputs import json_line_text
 
 JSON_TEXT_TYPE = "text string, error string"
 

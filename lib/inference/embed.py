@@ -10,90 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-
-from group_appeal_spark.lib.batching import check_one_per_input, length_sorted_batches, pad_rows
 from group_appeal_spark.lib.errors import ModelLoadError
-from group_appeal_spark.lib.models import _require_safetensors, load_tokenizer
+from group_appeal_spark.lib.inference.batching import (
+    check_one_per_input,
+    length_sorted_batches,
+    pad_rows,
+)
+from group_appeal_spark.lib.models.loaders import (  # noqa: F401
+    EMBEDDING_DIM,
+    load_embedder_module,
+    load_tokenizer,
+)
 
 PROMPT_PREFIX = "Social group of"
 PROMPT_SUFFIX = "is: {mask}."
 MAX_LENGTH = 32
-EMBEDDING_DIM = 128
-
-
-def _build_module(config, proj_dim: int):
-    import torch.nn as nn
-    from transformers import AutoModel
-
-    class MentionEmbedderModel(nn.Module):
-        """An encoder and a one-layer projection; state-dict keys ``encoder.*``, ``projector.0.*``."""
-
-        def __init__(self):
-            super().__init__()
-            self.encoder = AutoModel.from_config(config)
-            self.projector = nn.Sequential(nn.Linear(config.hidden_size, proj_dim))
-
-    return MentionEmbedderModel()
-
-
-def new_embedder_module(config, proj_dim: int = EMBEDDING_DIM):
-    """A freshly initialised embedder module (for training) with the checkpoint's key layout."""
-    return _build_module(config, proj_dim)
-
-
-def load_embedder_module(weights_dir, config_dir, *, dtype=None, role: str = "embedder"):
-    """Load the embedder from a folder with ``model.safetensors`` and a folder with the encoder config.
-
-    Parameters
-    ----------
-    weights_dir : path
-        Folder holding ``model.safetensors`` with keys ``encoder.*`` and ``projector.0.{weight,bias}``.
-    config_dir : path
-        Folder holding the encoder's ``config.json`` (``bert-base-uncased`` for the real model; a
-        folder written by ``train-embedder`` holds both).
-    dtype : torch.dtype, optional
-        Cast into new tensors of this dtype at load time (the loaded file is never changed).
-    """
-    from transformers import AutoConfig
-
-    from group_appeal_spark.lib.weights import assign_state_dict, empty_model, load_safetensors
-
-    weights_dir = Path(weights_dir)
-    _require_safetensors(weights_dir, role)
-    weights = weights_dir / "model.safetensors"
-    if not weights.is_file():
-        raise ModelLoadError(f"{role}: {weights_dir} has no model.safetensors (the embedder's checkpoint)")
-    try:
-        config = AutoConfig.from_pretrained(str(config_dir), trust_remote_code=False)
-        # views into one private mapping of the file, shared by all workers through the page cache
-        state = load_safetensors(weights, dtype=dtype)
-        if "projector.0.weight" not in state:
-            raise ModelLoadError(
-                f"{role}: {weights} has no 'projector.0.weight'; expected the keys encoder.* and "
-                f"projector.0.{{weight,bias}} of maxwlnd/cl_mention_embedding"
-            )
-        with empty_model():
-            module = _build_module(config, int(state["projector.0.weight"].shape[0]))
-        unexpected = sorted(set(state) - set(module.state_dict()))
-        if unexpected:  # the reference loads with strict=True
-            raise ModelLoadError(f"{role}: {weights} has unexpected keys: {', '.join(unexpected[:10])}")
-        assign_state_dict(module, state, weights)
-    except ModelLoadError as exc:
-        if str(exc).startswith(f"{role}:"):
-            raise
-        raise ModelLoadError(f"{role}: cannot load the embedder from {weights_dir} (config {config_dir}): {exc}") from exc
-    except Exception as exc:
-        raise ModelLoadError(f"{role}: cannot load the embedder from {weights_dir} (config {config_dir}): {exc}") from exc
-    if dtype is not None:
-        # float buffers follow the precision; weights were cast at load time into new tensors
-        for sub in module.modules():
-            for name, buf in list(sub._buffers.items()):
-                if buf is not None and buf.is_floating_point() and buf.dtype != dtype:
-                    sub._buffers[name] = buf.to(dtype)
-    return module.eval()
 
 
 @dataclasses.dataclass
@@ -140,7 +73,7 @@ class MentionEmbedder:
     @classmethod
     def from_dirs(cls, weights_dir, config_dir, *, device="cpu", precision="fp32", batch_size: int = 64):
         """Load tokenizer and weights from ``weights_dir`` and the encoder config from ``config_dir``."""
-        from group_appeal_spark.lib.options import resolve_device, torch_dtype
+        from group_appeal_spark.lib.models.devices import resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(weights_dir, "embedder tokenizer")
         module = load_embedder_module(weights_dir, config_dir, dtype=torch_dtype(precision))

@@ -46,13 +46,14 @@ __all__ = [
     "build_tiny_hub_cache",
 ]
 
-from group_appeal_spark.lib.models import (  # noqa: E402 - the real repo ids, in one place
+from group_appeal_spark.lib.models.hub import (  # noqa: E402 - the real repo ids, in one place
     DETECTOR_ID,
     DETECTOR_TOKENIZER_ID,
     EMBEDDER_BASE_ID,
     EMBEDDER_ID,
     STANCE_ID,
 )
+
 REPO_IDS = (DETECTOR_TOKENIZER_ID, DETECTOR_ID, STANCE_ID, EMBEDDER_BASE_ID, EMBEDDER_ID)
 
 DETECTOR_LABELS = {0: "O", 1: "B-GROUP", 2: "I-GROUP"}
@@ -292,7 +293,15 @@ class _ForkedSeed:
 # --------------------------------------------------------------------------------------
 def _build_roberta_tokenizer(folder):
     """Train a byte-level BPE like roberta-base's; write vocab.json, merges.txt, tokenizer.json."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)

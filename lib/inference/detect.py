@@ -17,9 +17,12 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-
-from group_appeal_spark.lib.batching import check_one_per_input, length_sorted_batches, pad_rows
-from group_appeal_spark.lib.models import load_token_classifier, load_tokenizer
+from group_appeal_spark.lib.inference.batching import (
+    check_one_per_input,
+    length_sorted_batches,
+    pad_rows,
+)
+from group_appeal_spark.lib.models.loaders import load_token_classifier, load_tokenizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +134,7 @@ class MentionDetector:
 
     @classmethod
     def from_dirs(cls, model_dir, tokenizer_dir, *, device="cpu", precision="fp32", **kwargs):
-        from group_appeal_spark.lib.options import resolve_device, torch_dtype
+        from group_appeal_spark.lib.models.devices import resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(tokenizer_dir, "detector tokenizer")
         model = load_token_classifier(model_dir, dtype=torch_dtype(precision))

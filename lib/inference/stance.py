@@ -13,10 +13,16 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-
-from group_appeal_spark.lib.batching import check_one_per_input, length_sorted_batches, pad_rows
 from group_appeal_spark.lib.errors import ModelLoadError
-from group_appeal_spark.lib.models import load_sequence_classifier, load_tokenizer
+from group_appeal_spark.lib.inference.batching import (
+    check_one_per_input,
+    length_sorted_batches,
+    pad_rows,
+)
+from group_appeal_spark.lib.models.loaders import (
+    load_sequence_classifier,
+    load_tokenizer,
+)
 
 STANCES = ("positive", "negative", "neutral")
 HYPOTHESES = (
@@ -84,7 +90,7 @@ class StanceClassifier:
 
     @classmethod
     def from_dir(cls, model_dir, *, device="cpu", precision="fp32", **kwargs):
-        from group_appeal_spark.lib.options import resolve_device, torch_dtype
+        from group_appeal_spark.lib.models.devices import resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(model_dir, "stance tokenizer")
         model = load_sequence_classifier(model_dir, dtype=torch_dtype(precision))

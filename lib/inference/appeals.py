@@ -11,8 +11,12 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from group_appeal_spark.lib.batching import check_one_per_input
-from group_appeal_spark.lib.segment import SegmentationMode, check_text, segment_document
+from group_appeal_spark.lib.inference.batching import check_one_per_input
+from group_appeal_spark.lib.inference.segment import (
+    SegmentationMode,
+    check_text,
+    segment_document,
+)
 
 log = logging.getLogger(__name__)
 

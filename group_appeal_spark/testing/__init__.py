@@ -1,0 +1,1 @@
+"""Tiny random models of the real architectures, laid out as an offline hub cache (tests, ``--tiny-models``)."""

@@ -1,0 +1,157 @@
+"""The DataFrame transforms of the jobs, usable directly from a notebook.
+
+>>> from group_appeal_spark import detect_appeals, embed_mentions, cluster_mentions
+>>> appeals = detect_appeals(docs_df, config)            # mentions + errors DataFrames
+>>> embeddings = embed_mentions(appeals.mentions, config)
+>>> clusters = cluster_mentions(embeddings, config)      # clusters + k_search DataFrames
+
+Transforms do no I/O of their own: reading and writing are in ``jobs/storage.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from group_appeal_spark.jobs.storage import INPUT_ERROR, valid_utf8
+from group_appeal_spark.lib.config import JobConfig, load_config
+from group_appeal_spark.lib.errors import InputError
+from group_appeal_spark.lib.models.bundle import ModelBundle
+from group_appeal_spark.udfs.appeals import make_appeals_udf
+from group_appeal_spark.udfs.embed import make_embed_udf
+from group_appeal_spark.udfs.shipping import ship_models
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+log = logging.getLogger("group_appeal_spark")
+
+DOC_ID = "doc_id"
+APPEALS_ARRAY = ("array<struct<seg_idx:int,span:string,start:int,end:int,stance:string,prob_positive:double,"
+                 "prob_negative:double,prob_neutral:double,mention_key:string>>")
+MENTION_COLUMNS = ["seg_idx", "span", "start", "end", "stance", "prob_positive", "prob_negative",
+                   "prob_neutral", "mention_key"]
+
+
+@dataclasses.dataclass
+class AppealsResult:
+    """What ``detect_appeals`` returns: lazily computed tables over one cached pass of the models."""
+
+    mentions: DataFrame  # doc_id, carried columns, seg_idx, span, start, end, stance, prob_*, mention_key
+    errors: DataFrame    # doc_id, carried columns, stage, error
+    documents: DataFrame  # doc_id, n_segments, n_mentions, error: one row per input row (cached)
+    cached: DataFrame | None = None  # the persisted model results behind the three
+
+    def release(self) -> None:
+        """Drop the cached model results once the tables are written."""
+        if self.cached is not None:
+            self.cached.unpersist()
+
+
+def _config(config) -> JobConfig:
+    return config if isinstance(config, JobConfig) else load_config(overrides=config or {})
+
+
+def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
+    """Check the input columns and give each row its ``doc_id``; keeps text and carried columns.
+
+    ``doc_id`` is the id column's value (its type kept). Without an id column it is made from
+    the content: the first 16 hex digits of the text's SHA-256 and the row's rank among rows
+    with the same text (ordered by all their columns), so it does not depend on partitioning,
+    file order or retries. A row with a null id, or text that is not valid UTF-8, is withheld
+    from the models and reported.
+
+    Returns
+    -------
+    DataFrame
+        ``doc_id``, ``__text`` (null where the row is already known bad), carried columns,
+        ``__input_error`` (the reason, or null).
+    """
+    cfg = config.input
+    missing = [c for c in [cfg.text_col, *cfg.carry_cols] if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"input: column(s) {', '.join(map(repr, missing))} not found; the input has: {', '.join(df.columns)}. "
+            f"Set --text-col / --carry-cols (input.text_col / input.carry_cols)")
+    text = F.col(cfg.text_col)
+    text_type = df.schema[cfg.text_col].dataType.simpleString()
+    if text_type != "string":
+        raise InputError(f"input: column {cfg.text_col!r} has type {text_type}; expected text (string)")
+    error = F.col(INPUT_ERROR) if INPUT_ERROR in df.columns else F.lit(None).cast("string")
+    if cfg.id_col in df.columns:
+        error = F.coalesce(error, F.when(F.col(cfg.id_col).isNull(), F.lit(f"missing document id ({cfg.id_col})")))
+        doc_id = F.col(cfg.id_col)
+    else:
+        source_cols = [c for c in df.columns if c != INPUT_ERROR]
+        df = df.withColumn("__hash", F.substring(F.sha2(F.coalesce(text, F.lit("")), 256), 1, 16))
+        order = Window.partitionBy("__hash").orderBy(*[F.col(c).asc_nulls_first() for c in source_cols])
+        doc_id = F.concat(F.col("__hash"), F.lit("-"), F.row_number().over(order).cast("string"))
+    error = F.coalesce(error, F.when(~valid_utf8(text), F.lit("invalid UTF-8 in text")))
+    carried = [F.col(c) for c in cfg.carry_cols if c not in (cfg.text_col, cfg.id_col)]
+    return df.withColumn("__error", error).select(
+        doc_id.alias(DOC_ID), F.when(F.col("__error").isNull(), text).alias("__text"), *carried,
+        F.col("__error").alias(INPUT_ERROR))
+
+
+def carried_columns(config: JobConfig) -> list[str]:
+    cfg = config.input
+    return [c for c in cfg.carry_cols if c not in (cfg.text_col, cfg.id_col)]
+
+
+def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = None,
+                   chunk: tuple[int, int] | None = None) -> AppealsResult:
+    """Find the group appeals of every document of ``df``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Documents with the text column (``input.text_col``), optionally the id column and the
+        carried columns.
+    config : JobConfig or dict of dotted overrides, optional
+    bundle : ModelBundle, optional
+        Already resolved models; resolved from ``config`` when omitted.
+    chunk : (index, count), optional
+        Only the documents whose id hashes to chunk ``index`` of ``count``.
+    """
+    config = _config(config)
+    spark = df.sparkSession
+    docs = prepare_documents(df, config)
+    if chunk is not None and chunk[1] > 1:
+        docs = docs.where(F.pmod(F.xxhash64(DOC_ID), F.lit(chunk[1])) == chunk[0])
+    carried = carried_columns(config)
+    bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
+    find = make_appeals_udf(bundle)
+    # A row already known bad reaches the UDF as null (Spark evaluates a Python UDF on every
+    # row, even under when()), and its own reason replaces the UDF's.
+    known_bad = F.struct(F.array().cast(APPEALS_ARRAY).alias("appeals"), F.lit(0).alias("n_segments"),
+                         F.col(INPUT_ERROR).alias("error"), F.lit("input").alias("error_stage"))
+    results = docs.select(DOC_ID, *carried, INPUT_ERROR, find(F.col("__text")).alias("r0")).select(
+        DOC_ID, *carried, F.when(F.col(INPUT_ERROR).isNotNull(), known_bad).otherwise(F.col("r0")).alias("r"))
+    # One pass of the models feeds mentions, errors and the counts.
+    results = results.persist(StorageLevel.MEMORY_AND_DISK)
+    mentions = results.select(DOC_ID, *carried, F.explode("r.appeals").alias("a")) \
+        .select(DOC_ID, *carried, *[F.col(f"a.{c}").alias(c) for c in MENTION_COLUMNS])
+    errors = results.where(F.col("r.error").isNotNull()) \
+        .select(DOC_ID, *carried, F.col("r.error_stage").alias("stage"), F.col("r.error").alias("error"))
+    documents = results.select(DOC_ID, F.col("r.n_segments").alias("n_segments"),
+                               F.size("r.appeals").alias("n_mentions"), F.col("r.error").alias("error"))
+    return AppealsResult(mentions, errors, documents, results)
+
+
+def distinct_mentions(mentions: DataFrame) -> DataFrame:
+    """One row per mention key: ``mention_key``, ``mention`` (its most frequent span), ``count``."""
+    spans = mentions.groupBy("mention_key", F.trim("span").alias("mention")).agg(F.count(F.lit(1)).alias("n"))
+    # the most frequent span of a key, ties to the alphabetically first: deterministic
+    return spans.groupBy("mention_key").agg(
+        F.min_by("mention", F.struct((-F.col("n")).alias("neg_n"), F.col("mention"))).alias("mention"),
+        F.sum("n").cast("long").alias("count"))
+
+
+def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | None = None) -> DataFrame:
+    """Embed each distinct mention once: ``mention_key``, ``mention``, ``count``, ``embedding``."""
+    config = _config(config)
+    bundle = ship_models(mentions.sparkSession, bundle or ModelBundle.resolve(config), config.models.ship)
+    embed = make_embed_udf(bundle)
+    return distinct_mentions(mentions).select("mention_key", "mention", "count",
+                                              embed(F.col("mention_key")).alias("embedding"))

@@ -1,0 +1,1 @@
+"""Training a mention embedder on a category dictionary (the ``train-embedder`` job's core)."""

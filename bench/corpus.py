@@ -1,6 +1,6 @@
 """A deterministic corpus of House-of-Commons-style sentences with a realistic length distribution.
 
-Clauses come from ``lib/tiny_models.corpus()`` (sentences about social groups); each benchmark
+Clauses come from ``group_appeal_spark.testing.tiny_models.corpus()`` (sentences about social groups); each benchmark
 sentence joins clauses until it reaches a length drawn from a log-normal distribution (median
 about 24 words, clipped to 10-60 words), which is how parliamentary sentence lengths look.
 """

@@ -1,7 +1,7 @@
 """Memory of N processes that load the same three real-size models: one copy of the weights or N?
 
 Each child loads detector, stance model and embedder (``from_pretrained`` + ``load_file``, the
-old way, or ``lib/weights.py``'s mapping), runs one forward pass of each, and waits; the parent
+old way, or ``lib/models/weights.py``'s mapping), runs one forward pass of each, and waits; the parent
 then reads ``/proc/<pid>/smaps_rollup`` of every child: RSS, PSS and USS (Private_Clean +
 Private_Dirty). One copy per node means the sum of USS stays near the non-weight baseline and
 the sum of PSS near one copy of the weights.
@@ -38,7 +38,7 @@ elif method in ("from_pretrained", "previous"):
     from transformers import AutoConfig
     state = load_file(str(d(models.EMBEDDER_ID) / "model.safetensors"))
     emb = _build_module(AutoConfig.from_pretrained(str(d(models.EMBEDDER_BASE_ID))), 128)
-    # reference: copy into random-init params; previous (this project before lib/weights.py): assign
+    # reference: copy into random-init params; previous (this project before lib/models/weights.py): assign
     emb.load_state_dict(state, strict=True, assign=(method == "previous"))
     del state
     ms = [det, st, emb.encoder]
@@ -59,7 +59,7 @@ sys.stdin.readline()
 
 
 # baseline: imports only; from_pretrained: transformers + the reference's copying embedder load;
-# previous: this project before lib/weights.py (from_pretrained + load_file/assign); mmap: now.
+# previous: this project before lib/models/weights.py (from_pretrained + load_file/assign); mmap: now.
 METHODS = ("baseline", "from_pretrained", "previous", "mmap")
 
 

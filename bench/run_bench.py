@@ -13,7 +13,7 @@ What it does, all on this machine and offline:
    forward rate of each model over length-sorted batches (the hardware limit);
 4. bf16 agreement with fp32; levers (stance tokens per batch, torch threads, tokenizer cost);
 5. memory of two processes loading the weights (from_pretrained vs memory-mapped) and of the
-   Spark Python workers with ``local[2]`` running ``jobs.pipeline.detect_appeals``;
+   Spark Python workers with ``local[2]`` running ``jobs.transforms.detect_appeals``;
 6. k search (``lib.cluster.search_k``, k=2..30) for 10k and 100k unique mentions.
 Raw results go to ``<out>.json`` beside the Markdown file.
 """
@@ -417,7 +417,7 @@ def bench_spark(texts, sizes, arrow_batch, max_tokens=None):
 # ----------------------------------------------------------------------------------------------
 def bench_k(n, k_max=30, seed=0):
     import numpy as np
-    from group_appeal_spark.lib.clustering.kmeans import search_k
+    from group_appeal_spark.lib.clustering.search import search_k
 
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(40, 128))
@@ -447,7 +447,7 @@ def render(R, cmd):
           "Random-init models of the real architectures and sizes (roberta-base token classification, "
           "deberta-v3-base NLI with vocab 128,100, bert-base + 768->128 projection; "
           f"{R['weights_mib']:.0f} MiB of fp32 safetensors), so every forward pass costs what the real models' "
-          "do. Tokenizers are the tiny test ones (`lib/tiny_models.py`); the detector's classifier bias is set "
+          "do. Tokenizers are the tiny test ones (`group_appeal_spark/testing/`); the detector's classifier bias is set "
           f"so that it finds {R['calibration']:.2f} mentions per sentence on the corpus. Corpus: "
           f"{R['corpus']['sentences']:,} parliamentary-style sentences, {R['corpus']['words_p10']:.0f}/"
           f"{R['corpus']['words_p50']:.0f}/{R['corpus']['words_p90']:.0f} words at p10/p50/p90 "
@@ -511,7 +511,7 @@ def render(R, cmd):
           "| loader | RSS sum | PSS sum | USS sum | weight copies (PSS) | weight-file mappings: PSS / private | load seconds (2 at once) |",
           "|---|---|---|---|---|---|---|"]
     names = {"baseline": "imports only (baseline)", "from_pretrained": "from_pretrained + copying load_state_dict (reference)",
-             "previous": "from_pretrained + load_file/assign (this project before)", "mmap": "lib/weights.py mmap (now)"}
+             "previous": "from_pretrained + load_file/assign (this project before)", "mmap": "lib/models/weights.py mmap (now)"}
     for k in ("baseline", "from_pretrained", "previous", "mmap"):
         x = mem[k]
         L.append(f"| {names[k]} | {x['sum_rss']:,.0f} | {x['sum_pss']:,.0f} | {x['sum_uss']:,.0f} | "
@@ -519,7 +519,7 @@ def render(R, cmd):
                  f"{', '.join(f'{v:.1f}' for v in x['load_seconds'])} |")
     sp = R["spark"]
     pk = sp["peak"]
-    L += ["", f"Spark `local[2]`, `jobs.pipeline.detect_appeals` (detection + stance models in each Python worker; "
+    L += ["", f"Spark `local[2]`, `jobs.transforms.detect_appeals` (detection + stance models in each Python worker; "
           f"arrow.maxRecordsPerBatch {sp['arrow_batch']}): peak over the run of the sums over {pk['workers']} "
           f"model-holding Python workers: RSS {pk['sum_rss']:,.0f} MiB, PSS {pk['sum_pss']:,.0f} MiB, "
           f"USS {pk['sum_uss']:,.0f} MiB (largest single worker RSS {pk['max_rss_one']:,.0f} MiB); "

@@ -10,11 +10,8 @@ against the estimate on the default sample of 10,000 occurrences drawn in propor
 import time
 
 import numpy as np
-from group_appeal_spark.lib.clustering.kmeans import (
-    MentionKMeans,
-    search_k,
-    weighted_silhouette_score,
-)
+from group_appeal_spark.lib.clustering.kmeans import MentionKMeans
+from group_appeal_spark.lib.clustering.search import search_k, weighted_silhouette_score
 
 
 def main():

@@ -100,21 +100,12 @@ def config_from_args(args: argparse.Namespace):
 
 def tiny_model_overrides() -> dict:
     """Local folders of freshly built tiny random models (the offline smoke option)."""
-    from group_appeal_spark.lib.models.hub import (
-        DETECTOR_ID,
-        DETECTOR_TOKENIZER_ID,
-        EMBEDDER_BASE_ID,
-        EMBEDDER_ID,
-        STANCE_ID,
-    )
-
+    from group_appeal_spark.lib.models.hub import MODEL_ROLES
     from group_appeal_spark.testing.tiny_models import build_tiny_repos
 
     log.warning(SMOKE_WARNING)
     repos = build_tiny_repos(tempfile.mkdtemp(prefix="gas-tiny-models-"), seed=0)
-    roles = {"detector": DETECTOR_ID, "detector_tokenizer": DETECTOR_TOKENIZER_ID, "stance": STANCE_ID,
-             "embedder": EMBEDDER_ID, "embedder_config": EMBEDDER_BASE_ID}
-    return {f"models.{role}.local_dir": str(repos[repo]) for role, repo in roles.items()}
+    return {f"models.{role}.local_dir": str(repos[repo]) for role, repo in MODEL_ROLES.items()}
 
 
 def setup_logging(level: str) -> None:

@@ -19,6 +19,7 @@ from group_appeal_spark.jobs import common, storage
 from group_appeal_spark.jobs.transforms import detect_appeals, embed_mentions
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
 from group_appeal_spark.lib.models.bundle import ModelBundle
+from group_appeal_spark.udfs.hooks import UdfHooks
 
 log = common.log
 
@@ -55,13 +56,15 @@ def _check_resumable(spark, work: str, expected: dict, resume: bool) -> None:
         storage.put_text(spark, json.dumps(expected, indent=2), path)
 
 
-def run_detect(spark, config, bundle: ModelBundle, timer: common.StageTimer, *, resume: bool = False) -> dict:
+def run_detect(spark, config, bundle: ModelBundle, timer: common.StageTimer, *, resume: bool = False,
+               hooks: UdfHooks | None = None) -> dict:
     """The models' half of the pipeline; returns the counts for summary.json.
 
     Documents are processed in ``input.chunks`` chunks by a hash of their id. Each finished
     chunk leaves its tables and a ``_DONE.json`` marker under ``<output>/_work/``; with
     ``resume`` a re-run skips the chunks that have one, so an interrupted archive run continues
-    where it stopped. The chunks are then gathered into ``mentions/`` and ``errors/``.
+    where it stopped. The chunks are then gathered into ``mentions/`` and ``errors/``. ``hooks``
+    go to both UDFs.
     """
     out, fmt = config.output.path, config.output.format
     final_mode = "overwrite" if resume else config.output.mode
@@ -79,7 +82,7 @@ def run_detect(spark, config, bundle: ModelBundle, timer: common.StageTimer, *, 
                 resumed += 1
                 log.info("detect: chunk %d/%d done by an earlier run; skipped", chunk + 1, n_chunks)
                 continue
-            appeals = detect_appeals(docs, config, bundle=bundle, chunk=(chunk, n_chunks))
+            appeals = detect_appeals(docs, config, bundle=bundle, chunk=(chunk, n_chunks), hooks=hooks)
             counts = appeals.documents.selectExpr(
                 "count(*) AS documents", "count(error) AS errors", "coalesce(sum(n_mentions), 0) AS mentions",
                 "coalesce(sum(n_segments), 0) AS segments").first().asDict()
@@ -101,7 +104,7 @@ def run_detect(spark, config, bundle: ModelBundle, timer: common.StageTimer, *, 
             f"reconciliation failed: {n_input} input rows but {totals['documents']} processed or reported")
     with timer.stage("embed"):
         mentions = storage.read_table(spark, storage.join_path(out, "mentions"), fmt)
-        storage.write_table(embed_mentions(mentions, config, bundle=bundle),
+        storage.write_table(embed_mentions(mentions, config, bundle=bundle, hooks=hooks),
                        storage.join_path(out, "mention_embeddings"), fmt, final_mode)
         unique = storage.read_table(spark, storage.join_path(out, "mention_embeddings"), fmt).count()
     timer.done("embed", unique, "unique mentions")
@@ -112,12 +115,13 @@ def run_detect(spark, config, bundle: ModelBundle, timer: common.StageTimer, *, 
             "chunks_resumed": resumed}
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
+    """Run the job with command-line flags ``argv``; ``hooks`` are handed to the UDFs."""
     parser = build_parser()
 
     def body(args):
         config, spark, bundle, timer = common.start(args, "group-appeal-spark detect")
-        counts = run_detect(spark, config, bundle, timer, resume=args.resume)
+        counts = run_detect(spark, config, bundle, timer, resume=args.resume, hooks=hooks)
         storage.put_text(spark, common.summary_json({**counts, "stage_seconds": timer.seconds,
                                                  "config": config.to_dict()}),
                     storage.join_path(config.output.path, "summary.json"))

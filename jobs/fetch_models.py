@@ -1,11 +1,12 @@
 """fetch-models: snapshot the three models and their tokenizers/configs for clusters without internet.
 
-    group-appeal-spark fetch-models --out /dbfs/models/group-appeal
-    group-appeal-spark fetch-models --out hdfs:///models/group-appeal   # copied with Spark's Hadoop client
+    group-appeal-spark fetch-models --output /dbfs/models/group-appeal
+    group-appeal-spark fetch-models --output hdfs:///models/group-appeal   # copied with Spark's Hadoop client
 
-Run it where the Hugging Face hub is reachable. Each repository lands in <out>/<org>--<name>
+Run it where the Hugging Face hub is reachable. Each repository lands in <output>/<org>--<name>
 (only config, tokenizer and *.safetensors files; pinned revisions from the config are honoured),
-with a manifest.json. Jobs then take `--models-dir <out>` and never contact the hub.
+with a manifest.json. Jobs then take `--models-dir <output>` and never contact the hub. `--out`
+is the former name of `--output` and still works.
 """
 
 import argparse
@@ -35,12 +36,14 @@ log = common.log
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="group-appeal-spark fetch-models", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True,
-                        help="destination folder: local, a mounted volume (/dbfs/...), or a Hadoop URI (hdfs://...)")
+    # --out: the flag's name before every job took --output; kept so existing scripts still run
+    parser.add_argument("--output", "--out", dest="output", required=True, metavar="DIR",
+                        help="destination folder: local, a mounted volume (/dbfs/...), or a Hadoop URI "
+                             "(hdfs://...); --out is an alias")
     parser.add_argument("--config", help="YAML config whose models.* keys (repo ids, revisions) to fetch")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set models.stance.revision=<commit>")
-    parser.add_argument("--overwrite", action="store_true", help="replace files already in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace files already in --output")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -79,9 +82,9 @@ def main(argv=None) -> int:
 
     def body(args):
         config = load_config(args.config, dict(parse_override(s) for s in args.set))
-        remote = "://" in args.out or args.out.startswith("dbfs:")
+        remote = "://" in args.output or args.output.startswith("dbfs:")
         if not remote:
-            dest = Path(args.out).expanduser()
+            dest = Path(args.output).expanduser()
             dest.mkdir(parents=True, exist_ok=True)
             fetch(config, dest, args.overwrite)
             log.info("fetch-models: done; use --models-dir %s", dest)
@@ -93,8 +96,8 @@ def main(argv=None) -> int:
 
             for path in sorted(Path(tmp).rglob("*")):
                 if path.is_file() and ".cache" not in path.parts:
-                    storage.put_file(spark, path, storage.join_path(args.out, str(path.relative_to(tmp))))
-        log.info("fetch-models: done; copy or mount %s where the jobs run and pass --models-dir", args.out)
+                    storage.put_file(spark, path, storage.join_path(args.output, str(path.relative_to(tmp))))
+        log.info("fetch-models: done; copy or mount %s where the jobs run and pass --models-dir", args.output)
 
     return common.run_main("fetch-models", parser, body, argv)
 

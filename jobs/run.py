@@ -18,6 +18,7 @@ if __package__ in (None, ""):
 from group_appeal_spark.jobs import common, storage
 from group_appeal_spark.jobs.cluster import run_cluster
 from group_appeal_spark.jobs.detect import run_detect
+from group_appeal_spark.udfs.hooks import UdfHooks
 
 log = common.log
 
@@ -34,12 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
+    """Run the job with command-line flags ``argv``; ``hooks`` are handed to the UDFs."""
     parser = build_parser()
 
     def body(args):
         config, spark, bundle, timer = common.start(args, "group-appeal-spark run")
-        counts = run_detect(spark, config, bundle, timer, resume=args.resume)
+        counts = run_detect(spark, config, bundle, timer, resume=args.resume, hooks=hooks)
         counts.update(run_cluster(spark, config, config.output.path, timer,
                                   mode="overwrite" if args.resume else None))
         summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict()}

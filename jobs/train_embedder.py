@@ -3,9 +3,10 @@
 Run it as::
 
     group-appeal-spark train-embedder --dictionary bench/data/social_groups_dictionary.csv \\
-        --out models/my_embedder --base-model bert-base-uncased --epochs 10
+        --output models/my_embedder --base-model bert-base-uncased --epochs 10
 
-or, from a checkout, ``python jobs/train_embedder.py --dictionary ... --out ...``. The folder it
+or, from a checkout, ``python jobs/train_embedder.py --dictionary ... --output ...``
+(``--out`` is accepted as an alias of ``--output``). The folder it
 writes has the layout of ``maxwlnd/cl_mention_embedding`` plus the encoder's ``config.json`` and a
 ``training_report.json`` / ``training_report.md``; use it in the pipeline with::
 
@@ -43,14 +44,16 @@ skipped otherwise; a share of each category's terms is held out to measure the t
 EPILOG = """\
 Use the result in the pipeline:
   group-appeal-spark run ... --set models.embedder.local_dir=DIR --set models.embedder_config.local_dir=DIR
-(DIR is the --out folder: it holds the tokenizer, model.safetensors and the encoder's config.json).
+(DIR is the --output folder, also spelled --out: it holds the tokenizer, model.safetensors and the
+encoder's config.json).
 With the default base model (bert-base-uncased) it is also a drop-in replacement for
 maxwlnd/cl_mention_embedding in group-appeal-detector.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from group_appeal_spark.lib.training.trainer import NegativeMining, TrainConfig
+    from group_appeal_spark.lib.choices import NegativeMining
+    from group_appeal_spark.lib.training.config import TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -58,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dictionary", required=True, metavar="CSV",
                    help="dictionary CSV: categories as columns, terms as cells")
-    p.add_argument("--out", required=True, metavar="DIR",
+    # --output as in run, detect and cluster; --out, the first name of the flag, still works.
+    p.add_argument("--output", "--out", dest="output", required=True, metavar="DIR",
                    help="output folder (must be empty or new unless --overwrite)")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --output folder")
     p.add_argument("--base-model", metavar="ID_OR_DIR", default=None,
                    help="hub id or local folder of a BERT-family encoder with safetensors weights "
                         "(default: bert-base-uncased)")
@@ -91,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from group_appeal_spark.lib.errors import GroupAppealSparkError
-    from group_appeal_spark.lib.training.trainer import TrainConfig, train_embedder
+    from group_appeal_spark.lib.training import TrainConfig, train_embedder
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         trainer = train_embedder(
             args.dictionary,
-            args.out,
+            args.output,
             config,
             base_model=args.base_model,
             revision=args.revision,
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return "n/a" if value is None else f"{value:.4f}"
 
     print(
-        f"wrote {args.out}: validation triplet accuracy {fmt(before['triplet_accuracy'])} -> "
+        f"wrote {args.output}: validation triplet accuracy {fmt(before['triplet_accuracy'])} -> "
         f"{fmt(after['triplet_accuracy'])}, held-out NMI {fmt(before['nmi'])} -> {fmt(after['nmi'])} "
         f"({report['epochs_run']} epochs, best {report['best_epoch']}, {report['seconds']} s)"
     )

@@ -13,8 +13,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from group_appeal_spark.lib.choices import (
+    ClusterBackend,
+    Device,
+    InputFormat,
+    Metric,
+    Precision,
+    SegmentationMode,
+    ShipMode,
+    WriteMode,
+)
 from group_appeal_spark.lib.errors import ConfigError
-from group_appeal_spark.lib.models.devices import Device, Precision
 from group_appeal_spark.lib.models.hub import (
     DETECTOR_ID,
     DETECTOR_TOKENIZER_ID,
@@ -25,12 +34,17 @@ from group_appeal_spark.lib.models.hub import (
     models_dir_source,
 )
 
-SEGMENTATION_MODES = ("sentence", "none")
-METRICS = ("silhouette", "nmi")
-INPUT_FORMATS = ("parquet", "csv", "json", "text", "delta", "orc", "avro")
-WRITE_MODES = ("error", "overwrite")
-SHIP_MODES = ("auto", "files", "path")
-CLUSTER_BACKENDS = ("driver", "spark", "auto")
+# Every key with a fixed set of values (inference.device, which may carry a ":N" index, aside),
+# and the string enum of lib/choices.py that holds them.
+CHOICE_KEYS = {
+    "models.ship": ShipMode,
+    "inference.precision": Precision,
+    "input.format": InputFormat,
+    "segmentation.mode": SegmentationMode,
+    "clustering.metric": Metric,
+    "clustering.backend": ClusterBackend,
+    "output.mode": WriteMode,
+}
 
 
 @dataclasses.dataclass
@@ -115,15 +129,14 @@ class JobConfig:
     spark: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def validate(self) -> "JobConfig":
-        """Check every value; returns self. Raises ConfigError naming the key and value."""
+        """Check every value and normalise each choice to its value (``"Parquet"`` ->
+        ``"parquet"``); returns self. Raises ConfigError naming the key and value."""
         inf, clu, seg = self.inference, self.clustering, self.segmentation
         Device.parse(str(inf.device).split(":", 1)[0], key="inference.device")
-        Precision.parse(inf.precision, key="inference.precision")
-        _choice("models.ship", self.models.ship, SHIP_MODES)
-        _choice("segmentation.mode", seg.mode, SEGMENTATION_MODES)
-        _choice("clustering.metric", clu.metric, METRICS)
-        _choice("output.mode", self.output.mode, WRITE_MODES)
-        _choice("clustering.backend", clu.backend, CLUSTER_BACKENDS)
+        for key, choice in CHOICE_KEYS.items():
+            section, name = key.split(".")
+            part = getattr(self, section)
+            setattr(part, name, choice.parse(getattr(part, name), key=key).value)
         _positive("clustering.spark_above", clu.spark_above)
         for key in ("detect_batch_size", "stance_batch_size", "embed_batch_size"):
             _positive(f"inference.{key}", getattr(inf, key))
@@ -143,7 +156,7 @@ class JobConfig:
             raise ConfigError(f"clustering.k_max: {clu.k_max!r} must not be below clustering.k_min ({clu.k_min})")
         if clu.n_clusters is not None:
             _positive("clustering.n_clusters", clu.n_clusters)
-        if clu.metric == "nmi" and not clu.dictionary:
+        if clu.metric == Metric.NMI and not clu.dictionary:
             raise ConfigError("clustering.dictionary: the 'nmi' metric needs a dictionary CSV (columns = categories)")
         if not self.input.text_col:
             raise ConfigError("input.text_col: must name a column")
@@ -165,11 +178,6 @@ class JobConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _choice(key: str, value, valid) -> None:
-    if value not in valid:
-        raise ConfigError(f"{key}: invalid value {value!r}; expected one of {', '.join(map(repr, valid))}")
 
 
 def _positive(key: str, value) -> None:

@@ -54,16 +54,14 @@ def load_log_dir():
 
 
 @pytest.fixture(scope="session")
-def spark(load_log_dir):
+def spark():
     """The one local[2] SparkSession of the test session.
 
     Python workers get an empty hub cache through spark.executorEnv: if an executor ever tried
     to resolve a hub id instead of loading the folders the driver resolved, it would fail.
     """
-    from group_appeal_spark.udfs.cache import LOAD_LOG_ENV
     from pyspark.sql import SparkSession
 
-    os.environ[LOAD_LOG_ENV] = str(load_log_dir)
     session = (
         SparkSession.builder.master("local[2,4]")  # up to 4 attempts per task: retry tests
         .appName("group-appeal-spark-tests")

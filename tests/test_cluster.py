@@ -3,12 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-from group_appeal_spark.lib.clustering import kmeans as cluster_module
+from group_appeal_spark.lib.clustering import search as cluster_module
 from group_appeal_spark.lib.clustering.dictionary import CategoryMatcher
-from group_appeal_spark.lib.clustering.kmeans import (
-    DegenerateClusteringWarning,
+from group_appeal_spark.lib.clustering.kmeans import DegenerateClusteringWarning, MentionKMeans
+from group_appeal_spark.lib.clustering.search import (
     KSearchResult,
-    MentionKMeans,
     search_k,
     weighted_silhouette_score,
 )

@@ -1,11 +1,14 @@
 """Configuration and command line: every key documented, every bad value named, every job has --help."""
 
 import dataclasses
+import re
 
 import pytest
 import yaml
 from group_appeal_spark.jobs import cli
+from group_appeal_spark.lib.choices import Device
 from group_appeal_spark.lib.config import (
+    CHOICE_KEYS,
     JobConfig,
     default_yaml_text,
     load_config,
@@ -118,3 +121,70 @@ def test_every_job_has_help(job, flags, capsys):
 def test_cli_unknown_job(capsys):
     assert cli.main(["frobnicate"]) == 2
     assert "unknown job 'frobnicate'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--output", "--out"])
+def test_fetch_models_takes_output_and_its_former_name_out(flag, tmp_path):
+    from group_appeal_spark.jobs import fetch_models
+
+    args = fetch_models.build_parser().parse_args([flag, str(tmp_path / "models")])
+    assert args.output == str(tmp_path / "models")
+
+
+def _differences(ours, documented, prefix=""):
+    """Dotted keys whose value differs between two nested mappings, with both values."""
+    for key in sorted(set(ours) | set(documented)):
+        a, b = ours.get(key, "<missing>"), documented.get(key, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict) and key not in ("options", "spark"):
+            yield from _differences(a, b, f"{prefix}{key}.")
+        elif a != b or type(a) is not type(b):
+            yield f"{prefix}{key}: dataclass {a!r} != defaults.yaml {b!r}"
+
+
+def test_dataclass_defaults_equal_defaults_yaml_values():
+    """The YAML is the documented default; a config built without it must give the same values."""
+    documented = yaml.safe_load(default_yaml_text())
+    assert list(_differences(dataclasses.asdict(JobConfig()), documented)) == []
+    assert dataclasses.asdict(load_config()) == documented
+
+
+@pytest.mark.parametrize("key, choice", sorted(CHOICE_KEYS.items()))
+def test_every_choice_key_is_validated_at_load(key, choice):
+    valid = ", ".join(repr(v) for v in choice.values())
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: invalid value 'jsnol'; expected one of: "
+                                          rf"{re.escape(valid)}$"):
+        load_config(overrides={key: "jsnol"})
+
+
+@pytest.mark.parametrize("value", ["jsnol", "xml", "parquet.gz", "", 3])
+def test_bad_input_format_fails_at_load(value):
+    with pytest.raises(ConfigError, match=rf"input.format: invalid value {re.escape(repr(str(value)))}; "
+                                          r"expected one of: 'parquet', 'csv', 'json', 'text', 'delta', 'orc', 'avro'"):
+        load_config(overrides={"input.format": value})
+
+
+@pytest.mark.parametrize("key, given, stored", [
+    ("input.format", " JSON ", "json"),
+    ("segmentation.mode", "None", "none"),
+    ("clustering.backend", "Spark", "spark"),
+    ("inference.precision", "BF16", "bf16"),
+])
+def test_choices_are_stored_as_their_plain_value(key, given, stored):
+    section, name = key.split(".")
+    value = getattr(getattr(load_config(overrides={key: given}), section), name)
+    assert value == stored and type(value) is str
+
+
+def test_defaults_yaml_names_every_valid_choice():
+    """Each choice key's comment (on its line or just above) lists every valid value."""
+    lines = default_yaml_text().splitlines()
+    for key, choice in {**CHOICE_KEYS, "inference.device": Device}.items():
+        section, name = key.split(".")
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"{section}:"))
+        at = next(i for i in range(start + 1, len(lines)) if lines[i].strip().startswith(f"{name}:"))
+        above = at
+        while above > start + 1 and lines[above - 1].strip().startswith("#"):
+            above -= 1
+        documented = "\n".join(lines[above:at + 1])
+        for value in choice.values():
+            assert re.search(rf"\b{re.escape(value)}\b", documented), f"{key}: {value!r} not documented"

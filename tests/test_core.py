@@ -248,3 +248,106 @@ def test_lib_imports_without_pyspark():
     names = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"inference.detect", "inference.stance", "inference.embed", "clustering.kmeans", "models.hub",
             "inference.appeals"} <= set(names)
+
+
+# -- one source of truth: choices and the Spark schemas follow lib's definitions -----------------
+
+def test_choice_enums_are_defined_once():
+    from group_appeal_spark.lib import choices
+    from group_appeal_spark.lib.inference import segment
+    from group_appeal_spark.lib.models import devices
+
+    assert devices.Precision is choices.Precision and devices.Device is choices.Device
+    assert segment.SegmentationMode is choices.SegmentationMode
+
+
+@pytest.mark.parametrize("choice, value, key, match", [
+    ("Precision", "int8", None, r"^invalid precision 'int8'; expected one of: 'fp32', 'bf16', 'fp16'$"),
+    ("SegmentationMode", "words", None, r"^invalid segmentation mode 'words'; expected one of: 'sentence', 'none'$"),
+    ("InputFormat", "jsnol", "input.format",
+     r"^input.format: invalid value 'jsnol'; expected one of: 'parquet', 'csv', 'json', 'text', 'delta', 'orc', "
+     r"'avro'$"),
+    ("Metric", None, "clustering.metric", r"^clustering.metric: invalid value None; expected one of: 'silhouette', 'nmi'$"),
+    ("WriteMode", ["error"], "output.mode", r"^output.mode: invalid value \['error'\]; expected one of: 'error', "),
+])
+def test_choice_parse_errors_list_the_valid_values(choice, value, key, match):
+    from group_appeal_spark.lib import choices
+
+    with pytest.raises(ConfigError, match=match):
+        getattr(choices, choice).parse(value, key=key)
+
+
+def test_spark_schemas_are_derived_from_the_record_dataclasses():
+    from group_appeal_spark.udfs.schemas import APPEAL_TYPE, DOCUMENT_RESULT_TYPE
+    from pyspark.sql import types as T
+
+    # the schema as it was written out by hand before it was derived
+    appeal = T.StructType([
+        T.StructField("seg_idx", T.IntegerType(), False),
+        T.StructField("span", T.StringType(), False),
+        T.StructField("start", T.IntegerType(), False),
+        T.StructField("end", T.IntegerType(), False),
+        T.StructField("stance", T.StringType(), False),
+        T.StructField("prob_positive", T.DoubleType(), False),
+        T.StructField("prob_negative", T.DoubleType(), False),
+        T.StructField("prob_neutral", T.DoubleType(), False),
+        T.StructField("mention_key", T.StringType(), False),
+    ])
+    document = T.StructType([
+        T.StructField("appeals", T.ArrayType(appeal, containsNull=False), True),
+        T.StructField("n_segments", T.IntegerType(), True),
+        T.StructField("error", T.StringType(), True),
+        T.StructField("error_stage", T.StringType(), True),
+    ])
+    assert APPEAL_TYPE == appeal
+    assert DOCUMENT_RESULT_TYPE == document
+    assert DOCUMENT_RESULT_TYPE.json() == document.json()  # nullability included, field by field
+
+
+def test_mentions_columns_and_empty_appeals_type_are_derived():
+    from group_appeal_spark.jobs.transforms.appeals import APPEALS_ARRAY, MENTION_COLUMNS
+
+    assert APPEALS_ARRAY == ("array<struct<seg_idx:int,span:string,start:int,end:int,stance:string,"
+                             "prob_positive:double,prob_negative:double,prob_neutral:double,mention_key:string>>")
+    assert MENTION_COLUMNS == ["seg_idx", "span", "start", "end", "stance", "prob_positive", "prob_negative",
+                               "prob_neutral", "mention_key"]
+
+
+@pytest.mark.parametrize("hint, match", [
+    (bool | None, "no Spark type for"),      # bool is not mapped: no record has one
+    (int | str, "only X | None unions"),
+    (dict[str, int], "no Spark type for"),
+])
+def test_spark_type_refuses_unmapped_hints(hint, match):
+    from group_appeal_spark.udfs.schemas import spark_type
+
+    with pytest.raises(TypeError, match=match):
+        spark_type(hint)
+
+
+# -- both segmentation modes go through segment_document ----------------------------------------
+
+@pytest.mark.parametrize("text", ["We support farmers.", "  We support farmers. Nurses too!\n"])
+def test_mode_none_short_text_is_one_untouched_segment(text):
+    # the reference feeds the raw text; a leading space changes RoBERTa's tokens
+    finder = AppealFinder(None, None, None, segmentation="none", max_segment_chars=20_000)
+    assert finder.segments(text) == [(0, 0, text)]
+
+
+def test_mode_none_applies_max_segment_chars():
+    text = " We support farmers and nurses. " * 10
+    finder = AppealFinder(None, None, None, segmentation="none", max_segment_chars=40)
+    segments = finder.segments(text)
+    assert len(segments) > 1 and [s[0] for s in segments] == list(range(len(segments)))
+    assert all(len(t) <= 40 and text[start:start + len(t)] == t for _, start, t in segments)
+    assert segments[:2] == [(0, 1, "We support farmers and nurses.  We"), (1, 36, "support farmers and nurses.  We support")]
+
+
+def test_mode_none_long_text_offsets_are_document_offsets(finder):
+    doc = "  We support farmers and young people. " * 4
+    finder_short = AppealFinder(finder.detector, finder.stance, finder.keyer, segmentation="none",
+                                max_segment_chars=50)
+    [result] = finder_short.process([doc])
+    assert result.error is None and result.n_segments > 1
+    for a in result.appeals:
+        assert doc[a.start:a.end].strip() == a.span.strip()

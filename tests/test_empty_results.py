@@ -172,9 +172,7 @@ def test_run_job_on_sentences_mostly_without_mentions(spark, sparse_repos, split
     with_m, without = split_corpus
     lines = without[:30] + with_m[:6]
     (tmp_path / "docs.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    roles = {"detector": models.DETECTOR_ID, "detector_tokenizer": models.DETECTOR_TOKENIZER_ID,
-             "stance": models.STANCE_ID, "embedder": models.EMBEDDER_ID, "embedder_config": models.EMBEDDER_BASE_ID}
-    sets = [f"--set=models.{role}.local_dir={sparse_repos[repo]}" for role, repo in roles.items()]
+    sets = [f"--set=models.{role}.local_dir={sparse_repos[repo]}" for role, repo in models.MODEL_ROLES.items()]
     out = tmp_path / "out"
     code = run_job.main(["--input", str(tmp_path / "docs.txt"), "--input-format", "text", "--output", str(out),
                          "--k-min", "2", "--k-max", "3", "--master", "local[2]", *sets])

@@ -1,6 +1,5 @@
 """Hostile input, reconciliation, retries, resume, early failures: no row lost, nothing duplicated."""
 
-import dataclasses
 import json
 import os
 import stat
@@ -14,6 +13,7 @@ from group_appeal_spark.jobs import transforms
 from group_appeal_spark.lib.config import load_config
 from group_appeal_spark.lib.errors import ConfigError
 from group_appeal_spark.lib.models.bundle import ModelBundle
+from group_appeal_spark.udfs.hooks import UdfHooks
 
 pytestmark = pytest.mark.spark
 
@@ -116,6 +116,21 @@ def test_hostile_csv_malformed_lines_are_reported(tmp_path, spark):
     assert sorted(result.documents.where("error is null").toPandas()["doc_id"]) == ["1", "4"]
 
 
+def _fail_once(marker: Path):
+    """A ``before_batch`` hook: the first batch to create ``marker`` raises, once per marker."""
+    marker = str(marker)
+
+    # Nested, so cloudpickle ships it to the executors by value: they cannot import test modules.
+    def before_batch(stage: str) -> None:
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        raise RuntimeError(f"injected one-time task failure in the {stage} UDF (marker {marker})")
+
+    return before_batch
+
+
 def test_injected_task_failure_is_retried_to_the_same_result(spark, hostile, tmp_path):
     from group_appeal_spark.jobs import storage
 
@@ -125,7 +140,7 @@ def test_injected_task_failure_is_retried_to_the_same_result(spark, hostile, tmp
     docs = storage.read_documents(spark, config.input).repartition(3)
     clean = transforms.detect_appeals(docs, config, bundle=bundle)
     marker = tmp_path / "failed-once"
-    flaky = transforms.detect_appeals(docs, config, bundle=dataclasses.replace(bundle, fail_once_marker=str(marker)))
+    flaky = transforms.detect_appeals(docs, config, bundle=bundle, hooks=UdfHooks(before_batch=_fail_once(marker)))
     got_mentions, got_errors = flaky.mentions.toPandas(), flaky.errors.toPandas()
     assert marker.exists(), "the injected failure happened (and Spark retried the task)"
     pd.testing.assert_frame_equal(_sorted(got_mentions), _sorted(clean.mentions.toPandas()))

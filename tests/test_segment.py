@@ -415,3 +415,65 @@ def test_million_characters_is_fast(text, capsys):
         print(f"\n{len(text):,} chars -> {len(segments):,} segments in {elapsed:.3f} s")
     assert all(len(s.text) <= 20_000 for s in segments)
     assert sum(len(s.text) for s in segments) <= len(text)
+
+
+# --------------------------------------------------------------------------------------
+# Mode "none" with trim=False: the untouched text, bounded like a sentence
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["We support farmers.", " We support farmers.\n", "\u200bOne. Two!\nThree  \t"])
+def test_mode_none_untrimmed_short_text_is_the_untouched_text_at_offset_zero(text):
+    # what AppealFinder fed the detector before "none" went through segment_document
+    assert segment_document(text, "none", max_chars=20_000, trim=False) == [Segment(0, 0, len(text), text)]
+    assert segment_document(text, "none", max_chars=None, trim=False) == [Segment(0, 0, len(text), text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "max_chars", "expected"),
+    [
+        # longer than max_chars: trimmed pieces cut at the last blank before the limit
+        ("  aaaa bbb cc dddddd ", 8, [Segment(0, 2, 10, "aaaa bbb"), Segment(1, 11, 13, "cc"),
+                                     Segment(2, 14, 20, "dddddd")]),
+        ("  aaaa bbb cc dddddd ", 20, [Segment(0, 2, 20, "aaaa bbb cc dddddd")]),
+        # exactly max_chars long: still untouched
+        ("  aaaa bbb cc dddddd ", 21, [Segment(0, 0, 21, "  aaaa bbb cc dddddd ")]),
+        # no blank inside: cut exactly at the limit
+        ("x" * 25, 10, [Segment(0, 0, 10, "x" * 10), Segment(1, 10, 20, "x" * 10), Segment(2, 20, 25, "x" * 5)]),
+    ],
+)
+def test_mode_none_untrimmed_long_text_is_bounded_with_exact_offsets(text, max_chars, expected):
+    segments = segment_document(text, "none", max_chars=max_chars, trim=False)
+    assert segments == expected
+    assert all(text[s.start : s.end] == s.text and len(s.text) <= max_chars for s in segments)
+
+
+def test_mode_none_cuts_a_long_text_as_sentence_mode_cuts_a_long_sentence():
+    text = " ".join(f"word{i}" for i in range(3000))  # one "sentence": no terminal, no line break
+    for max_chars in (7, 37, 1000):
+        assert segment_document(text, "none", max_chars=max_chars, trim=False) == segment_document(
+            text, "sentence", max_chars=max_chars
+        )
+
+
+def test_mode_none_untrimmed_blank_text_gives_no_segment():
+    assert segment_document(" \u200b\n ", "none", trim=False) == []
+
+
+def test_trim_is_ignored_in_sentence_mode():
+    text = "  Mr. Brown spoke.  Working families suffer!\nYes "
+    assert segment_document(text, trim=False) == segment_document(text)
+
+
+def test_random_texts_mode_none_untrimmed_keep_offsets_and_bound():
+    rng = random.Random(7)
+    for _ in range(1000):
+        text = _random_text(rng)
+        max_chars = rng.choice([None, 1, 3, 15, 40, 20_000])
+        segments = segment_document(text, "none", max_chars=max_chars, trim=False)
+        assert [s.index for s in segments] == list(range(len(segments)))
+        assert all(text[s.start : s.end] == s.text for s in segments)
+        if max_chars is None or len(text) <= max_chars:
+            assert segments == ([Segment(0, 0, len(text), text)] if text.strip(BLANK_CHARS) else [])
+        else:
+            assert segments == segment_document(text, "none", max_chars=max_chars)

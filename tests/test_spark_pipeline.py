@@ -13,6 +13,7 @@ from group_appeal_spark.jobs import cluster as cluster_job
 from group_appeal_spark.jobs import run as run_job
 from group_appeal_spark.lib.config import load_config
 from group_appeal_spark.lib.models.bundle import ModelBundle
+from group_appeal_spark.udfs.hooks import UdfHooks
 from sentences import sentences
 
 pytestmark = pytest.mark.spark
@@ -40,11 +41,28 @@ def corpus(tmp_path_factory, spark, hub_cache):
     return folder / "docs", docs
 
 
+def _log_loads(folder: Path):
+    """An ``on_load`` hook appending "<pid> <key>" to ``<folder>/loads-<pid>.txt``."""
+    folder = str(folder)
+
+    # Nested, so cloudpickle ships it to the executors by value: they cannot import test modules.
+    def on_load(key: str) -> None:
+        with open(os.path.join(folder, f"loads-{os.getpid()}.txt"), "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()} {key}\n")
+
+    return on_load
+
+
 @pytest.fixture(scope="module")
-def run_output(tmp_path_factory, corpus):
+def run_output(tmp_path_factory, corpus, load_log_dir):
     out = tmp_path_factory.mktemp("run") / "out"
+    # torch_threads=1 is what local[2]'s one-core tasks use anyway; set explicitly, it gives this
+    # run's models cache keys of their own, so the run loads them (and logs the loads) even when
+    # earlier tests left the default models in the reused Python workers.
     code = run_job.main(["--input", str(corpus[0]), "--output", str(out), "--carry-cols", "party",
-                         "--k-min", "2", "--k-max", "5", "--master", "local[2]"])
+                         "--k-min", "2", "--k-max", "5", "--master", "local[2]",
+                         "--set", "inference.torch_threads=1"],
+                        hooks=UdfHooks(on_load=_log_loads(load_log_dir)))
     assert code == 0
     return out
 
@@ -192,7 +210,7 @@ def test_fetch_models_snapshot_serves_models_dir(spark, corpus, run_output, tmp_
     from group_appeal_spark.jobs.transforms import detect_appeals
 
     snapshot = tmp_path / "models"
-    assert fetch_models.main(["--out", str(snapshot)]) == 0
+    assert fetch_models.main(["--output", str(snapshot)]) == 0
     manifest = json.loads((snapshot / "manifest.json").read_text())
     assert set(manifest) == {"detector", "detector_tokenizer", "stance", "embedder", "embedder_config"}
     assert (snapshot / "maxwlnd--socialgroup_stance_classification_nli" / "spm.model").is_file()

@@ -19,7 +19,7 @@ import pytest
 from group_appeal_spark.lib.errors import ConfigError, InputError
 from group_appeal_spark.lib.inference.embed import MentionEmbedder
 from group_appeal_spark.lib.models.loaders import load_tokenizer
-from group_appeal_spark.lib.training.trainer import (
+from group_appeal_spark.lib.training import (
     EmbedderTrainer,
     TrainConfig,
     prepare_terms,
@@ -264,3 +264,27 @@ def test_cli_help_explains_how_to_use_the_result(capsys):
     text = capsys.readouterr().out
     assert "--set models.embedder.local_dir=DIR --set models.embedder_config.local_dir=DIR" in text
     assert "hard negative" in text
+
+
+@pytest.mark.parametrize("flag", ["--output", "--out"])
+def test_cli_takes_output_and_its_alias_out(tmp_path, capsys, flag):
+    from group_appeal_spark.jobs.train_embedder import build_parser, main
+
+    out = tmp_path / "out"
+    assert build_parser().parse_args(["--dictionary", "d.csv", flag, str(out)]).output == str(out)
+    # The output folder is checked before any model is loaded, so a refusal proves the flag
+    # reached train_embedder without a training run.
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    csv = _write_csv(tmp_path / "d.csv", TINY)
+    code = main(["--dictionary", str(csv), flag, str(out), "--quiet"])
+    assert code == 2
+    assert f"output folder {out} is not empty" in capsys.readouterr().err
+
+
+def test_cli_help_shows_output_and_its_alias_out(capsys):
+    from group_appeal_spark.jobs.train_embedder import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--output DIR, --out DIR" in capsys.readouterr().out

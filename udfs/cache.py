@@ -13,21 +13,18 @@ import threading
 _MODELS: dict = {}
 _LOCK = threading.Lock()
 
-# Tests set this to a folder; each load then appends "<pid> <key>" to a file there, so a test
-# can count loads per worker across processes.
-LOAD_LOG_ENV = "GROUP_APPEAL_SPARK_LOAD_LOG"
 
+def get_or_load(key: str, loader, on_load=None):
+    """The cached object for ``key``, calling ``loader()`` the first time on this worker.
 
-def get_or_load(key: str, loader):
-    """The cached object for ``key``, calling ``loader()`` the first time on this worker."""
+    ``on_load(key)``, when given, is called right after that first load (a :class:`UdfHooks` hook).
+    """
     with _LOCK:
         if key not in _MODELS:
             _configure_worker()
             _MODELS[key] = loader()
-            log_dir = os.environ.get(LOAD_LOG_ENV)
-            if log_dir:
-                with open(os.path.join(log_dir, f"loads-{os.getpid()}.txt"), "a", encoding="utf-8") as fh:
-                    fh.write(f"{os.getpid()} {key}\n")
+            if on_load is not None:
+                on_load(key)
         return _MODELS[key]
 
 

@@ -19,6 +19,8 @@ from group_appeal_spark.lib.errors import InputError
 from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.udfs.appeals import make_appeals_udf
 from group_appeal_spark.udfs.embed import make_embed_udf
+from group_appeal_spark.udfs.hooks import UdfHooks
+from group_appeal_spark.udfs.schemas import APPEAL_TYPE, DOCUMENT_RESULT_TYPE
 from group_appeal_spark.udfs.shipping import ship_models
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -28,10 +30,10 @@ from pyspark.sql.window import Window
 log = logging.getLogger("group_appeal_spark")
 
 DOC_ID = "doc_id"
-APPEALS_ARRAY = ("array<struct<seg_idx:int,span:string,start:int,end:int,stance:string,prob_positive:double,"
-                 "prob_negative:double,prob_neutral:double,mention_key:string>>")
-MENTION_COLUMNS = ["seg_idx", "span", "start", "end", "stance", "prob_positive", "prob_negative",
-                   "prob_neutral", "mention_key"]
+# Both follow lib's AppealRecord through udfs/schemas.py. The DDL string (nullability is not
+# part of it) casts an empty array to the UDF's appeals type for rows withheld from the models.
+APPEALS_ARRAY = DOCUMENT_RESULT_TYPE["appeals"].dataType.simpleString()
+MENTION_COLUMNS = APPEAL_TYPE.fieldNames()
 
 
 @dataclasses.dataclass
@@ -100,7 +102,7 @@ def carried_columns(config: JobConfig) -> list[str]:
 
 
 def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = None,
-                   chunk: tuple[int, int] | None = None) -> AppealsResult:
+                   chunk: tuple[int, int] | None = None, hooks: UdfHooks | None = None) -> AppealsResult:
     """Find the group appeals of every document of ``df``.
 
     Parameters
@@ -113,6 +115,8 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
         Already resolved models; resolved from ``config`` when omitted.
     chunk : (index, count), optional
         Only the documents whose id hashes to chunk ``index`` of ``count``.
+    hooks : UdfHooks, optional
+        Callables the UDF runs on the executors (before each batch, after a model load).
     """
     config = _config(config)
     spark = df.sparkSession
@@ -121,7 +125,7 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
         docs = docs.where(F.pmod(F.xxhash64(DOC_ID), F.lit(chunk[1])) == chunk[0])
     carried = carried_columns(config)
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
-    find = make_appeals_udf(bundle)
+    find = make_appeals_udf(bundle, hooks)
     # A row already known bad reaches the UDF as null (Spark evaluates a Python UDF on every
     # row, even under when()), and its own reason replaces the UDF's.
     known_bad = F.struct(F.array().cast(APPEALS_ARRAY).alias("appeals"), F.lit(0).alias("n_segments"),
@@ -148,10 +152,14 @@ def distinct_mentions(mentions: DataFrame) -> DataFrame:
         F.sum("n").cast("long").alias("count"))
 
 
-def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | None = None) -> DataFrame:
-    """Embed each distinct mention once: ``mention_key``, ``mention``, ``count``, ``embedding``."""
+def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | None = None,
+                   hooks: UdfHooks | None = None) -> DataFrame:
+    """Embed each distinct mention once: ``mention_key``, ``mention``, ``count``, ``embedding``.
+
+    ``hooks``: callables the UDF runs on the executors (see ``detect_appeals``).
+    """
     config = _config(config)
     bundle = ship_models(mentions.sparkSession, bundle or ModelBundle.resolve(config), config.models.ship)
-    embed = make_embed_udf(bundle)
+    embed = make_embed_udf(bundle, hooks)
     return distinct_mentions(mentions).select("mention_key", "mention", "count",
                                               embed(F.col("mention_key")).alias("embedding"))

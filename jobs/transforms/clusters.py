@@ -1,6 +1,10 @@
 """The clustering transform: k search and k-means over the distinct mentions' embeddings.
 
 >>> clusters = cluster_mentions(embeddings, config)      # clusters + k_search DataFrames
+
+The rules on k (no clustering below 2 unique mentions, fixed k, k_max lowered to the number
+of unique mentions) are lib's :func:`plan_clustering`; this module holds the driver backend
+and the pieces the Spark ML backend (``spark_kmeans.py``) shares with it.
 """
 
 from __future__ import annotations
@@ -10,11 +14,16 @@ import logging
 import time
 
 import numpy as np
+import pandas as pd
 from group_appeal_spark.jobs.transforms.appeals import _config
-from group_appeal_spark.lib.clustering.kmeans import MentionKMeans, search_k
+from group_appeal_spark.lib.clustering.kmeans import MentionKMeans
+from group_appeal_spark.lib.clustering.rules import ClusteringPlan, plan_clustering
+from group_appeal_spark.lib.clustering.search import search_k
 from pyspark.sql import DataFrame
 
 log = logging.getLogger("group_appeal_spark")
+
+K_SEARCH_COLUMNS = ["k", "metric", "score", "estimated", "n_points", "chosen"]
 
 
 @dataclasses.dataclass
@@ -35,29 +44,57 @@ def cluster_mentions(embeddings: DataFrame, config=None, *, progress=None) -> Cl
     config = _config(config)
     cfg = config.clustering
     if cfg.backend == "spark" or (cfg.backend == "auto" and embeddings.count() > cfg.spark_above):
+        # imported here: spark_kmeans imports the shared pieces below from this module
         from group_appeal_spark.jobs.transforms.spark_kmeans import cluster_on_spark
 
         return cluster_on_spark(embeddings, cfg, progress)
     return _cluster_on_driver(embeddings, cfg, progress)
 
 
-def _k_range(cfg, n: int) -> tuple[int, int | None, str | None]:
-    """``(best_k if fixed, k_max or None when no search, why the search was skipped)``."""
-    if cfg.n_clusters is not None:
-        return min(cfg.n_clusters, n), None, None
-    k_max = min(cfg.k_max, n)
-    if k_max < cfg.k_max:
-        log.warning("k search: k_max %d lowered to %d, the number of unique mentions", cfg.k_max, k_max)
-    if cfg.k_min > k_max:
-        skipped = f"k_min {cfg.k_min} exceeds the {n} unique mentions"
-        log.warning("k search skipped: %s; clustering with k=%d", skipped, k_max)
-        return k_max, None, skipped
-    return 0, k_max, None
+def plan_k(cfg, n: int) -> ClusteringPlan:
+    """lib's clustering rules for this ``clustering`` config and ``n`` unique mentions, warnings logged."""
+    plan = plan_clustering(n, k_min=cfg.k_min, k_max=cfg.k_max, n_clusters=cfg.n_clusters)
+    for message in plan.warnings:
+        log.warning(message)
+    return plan
 
 
-def _empty_k_search(spark) -> DataFrame:
+def collect_mentions(embeddings: DataFrame) -> pd.DataFrame:
+    """The embeddings on the driver, sorted by mention_key."""
+    pdf = embeddings.select("mention_key", "mention", "count", "embedding").toPandas()
+    # a fixed row order, whatever the partitioning, so k-means sees the same input every time
+    return pdf.sort_values("mention_key", kind="stable").reset_index(drop=True)
+
+
+def skipped_result(spark, pdf: pd.DataFrame, plan: ClusteringPlan) -> ClusterResult:
+    """The result below 2 unique mentions: the one mention (if any) alone in cluster 0, no k search."""
+    if len(pdf) == 0:
+        pdf = pdf.assign(cluster_id=[], distance_to_centroid=[])
+    else:
+        pdf = pdf.assign(cluster_id=0, distance_to_centroid=0.0)
+    return ClusterResult(_clusters_frame(spark, pdf), empty_k_search(spark), None, plan.skipped)
+
+
+def empty_k_search(spark) -> DataFrame:
     return spark.createDataFrame([], "k int, metric string, score double, estimated boolean, "
                                      "n_points long, chosen boolean")
+
+
+def k_search_frame(spark, table: pd.DataFrame, best_k: int) -> DataFrame:
+    """The k_search table: lib's per-k scores with ``chosen`` marking ``best_k``."""
+    return spark.createDataFrame(table.assign(chosen=table["k"] == best_k)[K_SEARCH_COLUMNS])
+
+
+def log_k_progress(total: int, start: float):
+    """A ``progress(k, score, seconds)`` callback that logs each k of a search of ``total``."""
+    done = []
+
+    def report(k, score, seconds):
+        done.append(k)
+        log.info("k search: k=%d score=%.4f (%.1f s; %d/%d, %.0f s elapsed)", k, score, seconds, len(done), total,
+                 time.perf_counter() - start)
+
+    return report
 
 
 def _cluster_on_driver(embeddings: DataFrame, cfg, progress) -> ClusterResult:
@@ -67,50 +104,32 @@ def _cluster_on_driver(embeddings: DataFrame, cfg, progress) -> ClusterResult:
     )
 
     spark = embeddings.sparkSession
-    pdf = embeddings.select("mention_key", "mention", "count", "embedding").toPandas()
-    # a fixed row order, whatever the partitioning, so k-means sees the same input every time
-    pdf = pdf.sort_values("mention_key", kind="stable").reset_index(drop=True)
-    n = len(pdf)
-    if n < 2:
-        reason = f"only {n} unique mention(s); clustering needs at least 2"
-        log.warning("clustering skipped: %s", reason)
-        return ClusterResult(_clusters_frame(spark, pdf.assign(cluster_id=[], distance_to_centroid=[])
-                                             if n == 0 else pdf.assign(cluster_id=0, distance_to_centroid=0.0)),
-                             _empty_k_search(spark), None, reason)
+    pdf = collect_mentions(embeddings)
+    plan = plan_k(cfg, len(pdf))
+    if not plan.clusters:
+        return skipped_result(spark, pdf, plan)
     X = np.stack(pdf["embedding"].map(lambda v: np.asarray(v, dtype=np.float32)).to_list())
     weights = pdf["count"].to_numpy(dtype=np.float64)
-    best_k, k_max, skipped = _k_range(cfg, n)
-    scores = _empty_k_search(spark)
-    if k_max is not None:
+    best_k = plan.n_clusters
+    scores = empty_k_search(spark)
+    if plan.searches:
         categories = None
         if cfg.metric == "nmi":
             categories = CategoryMatcher(read_dictionary(cfg.dictionary)).match_many(pdf["mention"].tolist())
         start = time.perf_counter()
-        result = search_k(X, k_min=cfg.k_min, k_max=k_max, metric=cfg.metric, sample_weight=weights,
+        result = search_k(X, k_min=plan.k_min, k_max=plan.k_max, metric=cfg.metric, sample_weight=weights,
                           categories=categories, random_state=cfg.random_state,
                           silhouette_exact_max=cfg.silhouette_exact_max,
                           silhouette_sample_size=cfg.silhouette_sample_size,
-                          progress=progress or _log_k_progress(k_max - cfg.k_min + 1, start))
+                          progress=progress or log_k_progress(plan.k_max - plan.k_min + 1, start))
         best_k = result.best_k
-        table = result.scores.assign(chosen=result.scores["k"] == best_k)
-        scores = spark.createDataFrame(table[["k", "metric", "score", "estimated", "n_points", "chosen"]])
+        scores = k_search_frame(spark, result.scores, best_k)
     model = MentionKMeans(best_k, random_state=cfg.random_state).fit(X, sample_weight=weights)
     pdf = pdf.assign(cluster_id=model.labels_.astype("int32"), distance_to_centroid=model.distances_.astype(float))
-    return ClusterResult(_clusters_frame(spark, pdf), scores, best_k, skipped)
+    return ClusterResult(_clusters_frame(spark, pdf), scores, best_k, plan.skipped)
 
 
 def _clusters_frame(spark, pdf):
     cols = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid"]
     return spark.createDataFrame(pdf[cols], "mention_key string, mention string, count long, "
                                             "cluster_id int, distance_to_centroid double")
-
-
-def _log_k_progress(total: int, start: float):
-    done = []
-
-    def report(k, score, seconds):
-        done.append(k)
-        log.info("k search: k=%d score=%.4f (%.1f s; %d/%d, %.0f s elapsed)", k, score, seconds, len(done), total,
-                 time.perf_counter() - start)
-
-    return report

@@ -1,7 +1,8 @@
 """The Spark ML clustering backend: k-means and its evaluator on the cluster.
 
 For more distinct mentions than the driver holds (``clustering.backend: spark``, or ``auto``
-above ``clustering.spark_above``).
+above ``clustering.spark_above``). The rules on k, the NMI and the choice of the best k are
+lib's, the same the driver backend uses.
 """
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ import time
 
 import numpy as np
 import pandas as pd
+from group_appeal_spark.jobs.transforms.clusters import (
+    ClusterResult,
+    collect_mentions,
+    empty_k_search,
+    k_search_frame,
+    log_k_progress,
+    plan_k,
+    skipped_result,
+)
+from group_appeal_spark.lib.clustering.nmi import category_codes, weighted_nmi
+from group_appeal_spark.lib.clustering.search import select_best_k
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-
-from group_appeal_spark.jobs.transforms.clusters import (
-    ClusterResult,
-    _cluster_on_driver,
-    _empty_k_search,
-    _k_range,
-    _log_k_progress,
-)
 
 SPARK_SILHOUETTE = "spark_silhouette_sqeuclidean"
 
@@ -46,19 +50,22 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
     n = data.count()
     if n < 2:
         data.unpersist()
-        return _cluster_on_driver(embeddings, cfg, progress)
-    best_k, k_max, skipped = _k_range(cfg, n)
+        # at most one row: the driver's result, from the rows on the driver
+        pdf = collect_mentions(embeddings)
+        return skipped_result(spark, pdf, plan_k(cfg, len(pdf)))
+    plan = plan_k(cfg, n)
+    best_k = plan.n_clusters
 
     def fit(k):
         return SparkKMeans(k=k, seed=cfg.random_state, weightCol="count", featuresCol="features",
                            predictionCol="cluster_id").fit(data)
 
-    scores, models = _empty_k_search(spark), {}
-    if k_max is not None:
+    scores, models = empty_k_search(spark), {}
+    if plan.searches:
         matcher = CategoryMatcher(read_dictionary(cfg.dictionary)) if cfg.metric == "nmi" else None
         rows, start = [], time.perf_counter()
-        report = progress or _log_k_progress(k_max - cfg.k_min + 1, start)
-        for k in range(cfg.k_min, k_max + 1):
+        report = progress or log_k_progress(plan.k_max - plan.k_min + 1, start)
+        for k in range(plan.k_min, plan.k_max + 1):
             t0 = time.perf_counter()
             models[k] = fit(k)
             pred = models[k].transform(data)
@@ -67,22 +74,18 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
                                             predictionCol="cluster_id", weightCol="count").evaluate(pred)
                 metric, points = SPARK_SILHOUETTE, None
             else:
-                from sklearn.metrics import normalized_mutual_info_score
-
                 labels = pred.select("mention", "count", "cluster_id").toPandas()
-                cats = np.array(matcher.match_many(labels["mention"].tolist()), dtype=object)
-                hit = np.array([c is not None for c in cats])
-                reps = labels["count"].to_numpy()[hit]
-                score = normalized_mutual_info_score(np.repeat(cats[hit].astype(str), reps),
-                                                     np.repeat(labels["cluster_id"].to_numpy()[hit], reps))
-                metric, points = "nmi", int(reps.sum())
+                codes = category_codes(matcher.match_many(labels["mention"].tolist()), len(labels))
+                counts = labels["count"].to_numpy()
+                score = weighted_nmi(codes, labels["cluster_id"].to_numpy(), counts)
+                metric, points = "nmi", int(counts[codes >= 0].sum())
             rows.append((k, metric, float(score), False, points if points is not None else -1))
             report(k, float(score), time.perf_counter() - t0)
         table = pd.DataFrame(rows, columns=["k", "metric", "score", "estimated", "n_points"])
-        best_k = int(table.loc[table["score"].idxmax(), "k"])
+        best_k = select_best_k(table)
         total = int(embeddings.agg(F.sum("count")).first()[0])
         table["n_points"] = table["n_points"].where(table["n_points"] >= 0, total).astype("int64")
-        scores = spark.createDataFrame(table.assign(chosen=table["k"] == best_k))
+        scores = k_search_frame(spark, table, best_k)
     model = models.get(best_k) or fit(best_k)
     centers = np.stack(model.clusterCenters())
 
@@ -94,4 +97,4 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
     pred = model.transform(data)
     clusters = pred.select("mention_key", "mention", F.col("count").cast("long"), F.col("cluster_id").cast("int"),
                            distance(vector_to_array("features"), F.col("cluster_id")).alias("distance_to_centroid"))
-    return ClusterResult(clusters, scores, best_k, skipped)
+    return ClusterResult(clusters, scores, best_k, plan.skipped)

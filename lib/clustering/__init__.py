@@ -1,1 +1,6 @@
-"""Driver-side clustering: count-weighted k-means, silhouette, the k search, the category dictionary and plots."""
+"""Driver-side clustering, Spark-free.
+
+``kmeans`` (count-weighted k-means), ``search`` (the k search, weighted silhouette, best k),
+``nmi`` (NMI against dictionary categories), ``rules`` (which k to fit for how many unique
+mentions), ``checks`` (input checks), ``dictionary`` (the category dictionary), ``plots``.
+"""

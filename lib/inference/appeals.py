@@ -11,12 +11,9 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
+from group_appeal_spark.lib.choices import SegmentationMode
 from group_appeal_spark.lib.inference.batching import check_one_per_input
-from group_appeal_spark.lib.inference.segment import (
-    SegmentationMode,
-    check_text,
-    segment_document,
-)
+from group_appeal_spark.lib.inference.segment import check_text, segment_document
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +24,11 @@ STAGE_DETECT = "detect"
 
 @dataclasses.dataclass(frozen=True)
 class AppealRecord:
-    """One mention of a group in a document, with the author's stance toward it."""
+    """One mention of a group in a document, with the author's stance toward it.
+
+    The single definition of an appeal's fields: the Spark struct of the detection UDF
+    (``udfs/schemas.py``) and the mentions table's columns are derived from it.
+    """
 
     seg_idx: int
     span: str
@@ -42,7 +43,10 @@ class AppealRecord:
 
 @dataclasses.dataclass
 class DocumentResult:
-    """What became of one input document: its appeals, or why it has none."""
+    """What became of one input document: its appeals, or why it has none.
+
+    The detection UDF's result struct is derived from these fields (``udfs/schemas.py``).
+    """
 
     appeals: list[AppealRecord]
     n_segments: int = 0
@@ -61,9 +65,10 @@ class AppealFinder:
         Gives each mention its dedupe key for the embedding stage.
     segmentation : {"sentence", "none"}
         ``sentence`` feeds each sentence to the models (and uses it as the stance premise);
-        ``none`` feeds the whole text, as the reference does, windowed when it is too long.
+        ``none`` feeds the whole, untouched text, as the reference does.
     max_segment_chars : int
-        Longest sentence handed to the models at once (longer ones are cut at whitespace).
+        Longest segment handed to the models at once, in both modes (a longer sentence or
+        text is cut at whitespace).
     """
 
     def __init__(self, detector, stance, keyer, *, segmentation="sentence", max_segment_chars: int = 20_000):
@@ -75,10 +80,10 @@ class AppealFinder:
 
     def segments(self, text: str) -> list[tuple[int, int, str]]:
         """``(seg_idx, start, text)`` of each segment of a valid document."""
-        if self.segmentation is SegmentationMode.NONE:
-            # the untouched text, so that tokens (a leading space changes RoBERTa's) match the reference
-            return [(0, 0, text)]
-        return [(s.index, s.start, s.text) for s in segment_document(text, "sentence", max_chars=self.max_segment_chars)]
+        # trim=False: in mode none a text that fits stays untouched, so that its tokens (a
+        # leading space changes RoBERTa's) match the reference's
+        segments = segment_document(text, self.segmentation, max_chars=self.max_segment_chars, trim=False)
+        return [(s.index, s.start, s.text) for s in segments]
 
     def process(self, texts: Sequence) -> list[DocumentResult]:
         """Find the appeals of each document.
@@ -143,9 +148,6 @@ def detect_failure(text: str, exc: BaseException) -> str:
     return (f"the models failed on this document alone ({len(text):,} characters) after its batch failed: "
             f"{type(exc).__name__}: {detail}. The other documents of the batch were processed; rerun this "
             f"document with --log-level DEBUG and report the traceback if it persists")
-
-
-APPEAL_FIELDS = tuple(f.name for f in dataclasses.fields(AppealRecord))
 
 
 def results_frame(results: Sequence[DocumentResult]):

@@ -101,16 +101,11 @@ class MentionEmbedder:
     def forward(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         """Run one batch of prompt rows; returns the (n, dim) float32 L2-normalised embeddings."""
         import torch
-        import torch.nn.functional as F
 
         input_ids, attention_mask = pad_rows(rows, self.tokenizer.pad_token_id)
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         with torch.inference_mode():
-            hidden = self.module.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            rows_idx, cols_idx = (input_ids == self.tokenizer.mask_token_id).nonzero(as_tuple=True)
-            check_one_per_input(len(rows), len(rows_idx), "embedding (mask tokens per prompt)")
-            projected = self.module.projector(hidden[rows_idx, cols_idx])
-            return F.normalize(projected.float(), p=2, dim=1).cpu().numpy()
+            return mask_embeddings(self.module, input_ids, attention_mask, self.tokenizer.mask_token_id).cpu().numpy()
 
     def embed(self, mentions: Sequence[str]) -> np.ndarray:
         """Embed mentions.
@@ -136,6 +131,39 @@ class MentionEmbedder:
 
     def _output_dim(self) -> int:
         return int(self.module.projector[0].out_features)
+
+
+def mask_embeddings(module, input_ids, attention_mask, mask_token_id: int):
+    """The embedder's computation: encoder, hidden state at the mask token, projection, L2 norm.
+
+    Shared by :meth:`MentionEmbedder.forward` (under ``torch.inference_mode``) and the trainer
+    (with gradients), so that a trained model embeds exactly as it was trained.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        With ``encoder`` and ``projector`` (the :func:`load_embedder_module` layout).
+    input_ids, attention_mask : torch.LongTensor, shape (n, length)
+        Prompt rows on the module's device, each with exactly one ``mask_token_id``.
+    mask_token_id : int
+
+    Returns
+    -------
+    torch.Tensor, shape (n, dim), float32
+        Unit-norm rows, in the order of ``input_ids``.
+
+    Raises
+    ------
+    OutputMismatchError
+        If the batch does not hold exactly as many mask tokens as rows.
+    """
+    import torch.nn.functional as F
+
+    hidden = module.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    rows_idx, cols_idx = (input_ids == mask_token_id).nonzero(as_tuple=True)
+    check_one_per_input(len(input_ids), len(rows_idx), "embedding (mask tokens per prompt)")
+    projected = module.projector(hidden[rows_idx, cols_idx])
+    return F.normalize(projected.float(), p=2, dim=1)
 
 
 class MentionKeyer:

@@ -14,17 +14,18 @@ Whitespace
 WIDTH SPACE, U+2060 WORD JOINER and U+FEFF (byte order mark), which text exported from word
 processors and web pages carries between words and at the start of a file. The joiners
 U+200C/U+200D are not blank: they belong to Persian and Indic words and to emoji sequences.
-Segments never begin or end with a blank character, and a piece that holds only blanks is
-dropped.
+Segments never begin or end with a blank character (except the untouched whole text that mode
+``none`` keeps with ``trim=False``), and a piece that holds only blanks is dropped.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from group_appeal_spark.lib.choices import SegmentationMode
 
 __all__ = [
     "BLANK_CHARS",
@@ -120,50 +121,6 @@ _MAX_ABBREVIATION_LEN = 16
 _UP_TO_LAST_BLANK = re.compile(f".*{_BLANK_CLASS}", re.DOTALL)
 
 
-class SegmentationMode(str, enum.Enum):
-    """How a document is split before mention detection.
-
-    Attributes
-    ----------
-    SENTENCE
-        One segment per sentence or line (the default; the detector was trained on single
-        sentences).
-    NONE
-        The whole document, trimmed, as one segment; it is windowed by tokens later.
-    """
-
-    SENTENCE = "sentence"
-    NONE = "none"
-
-    @classmethod
-    def parse(cls, value: str | SegmentationMode) -> SegmentationMode:
-        """Convert a config value to a mode, once, at the edge.
-
-        Parameters
-        ----------
-        value : str or SegmentationMode
-            The mode or its name, in any case and with optional surrounding spaces.
-
-        Returns
-        -------
-        SegmentationMode
-
-        Raises
-        ------
-        ValueError
-            If ``value`` names no mode; the message lists the valid values.
-        """
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            key = value.strip().lower()
-            for mode in cls:
-                if mode.value == key:
-                    return mode
-        valid = ", ".join(repr(mode.value) for mode in cls)
-        raise ValueError(f"invalid segmentation mode {value!r}; expected one of: {valid}")
-
-
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One piece of a document, with its place in the original string.
@@ -175,7 +132,8 @@ class Segment:
     start, end : int
         Character offsets into the original document; ``document[start:end] == text``.
     text : str
-        The segment's text; it never starts or ends with a blank character.
+        The segment's text; it never starts or ends with a blank character, except with
+        ``segment_document(..., trim=False)`` in mode ``none``.
     """
 
     index: int
@@ -306,6 +264,7 @@ def segment_document(
     *,
     max_chars: int | None = 20_000,
     split_lines: bool = True,
+    trim: bool = True,
 ) -> list[Segment]:
     """Split a document into segments for mention detection.
 
@@ -316,28 +275,34 @@ def segment_document(
         :func:`check_text` first to report such rows.
     mode : str or SegmentationMode, default "sentence"
         ``"sentence"``: one segment per sentence (see :func:`split_sentences`). ``"none"``:
-        the whole text, trimmed, as one segment.
+        the whole text as one segment.
     max_chars : int or None, default 20000
-        Longest segment in characters, in both modes. A longer sentence is cut at the last
-        blank character before the limit, or exactly at the limit when it has none. This only
-        bounds the work per segment; token windows for the model are made later. ``None``
-        lifts the bound.
+        Longest segment in characters, in both modes. A longer sentence (or whole text) is cut
+        at the last blank character before the limit, or exactly at the limit when it has
+        none. This only bounds the work per segment; token windows for the model are made
+        later. ``None`` lifts the bound.
     split_lines : bool, default True
         Passed to :func:`split_sentences`; ignored in mode ``"none"``.
+    trim : bool, default True
+        Mode ``"none"`` only. ``False`` keeps a text of at most ``max_chars`` characters
+        untouched, blanks at its edges included, as one segment at offset 0: that is the
+        string the reference feeds the detector, and RoBERTa's tokens change with a leading
+        space. A longer text is still cut into trimmed pieces. Ignored in mode ``"sentence"``.
 
     Returns
     -------
     list of Segment
         In document order, indices ``0 .. n - 1``, non-overlapping, with
         ``text[s.start:s.end] == s.text``; together they cover every non-blank character of
-        ``text`` exactly once.
+        ``text`` exactly once. Only the untouched segment of ``trim=False`` may begin or end
+        with a blank character.
 
     Raises
     ------
     TypeError
         If ``text`` is not a string or ``max_chars`` not an integer.
     ValueError
-        If ``mode`` is unknown or ``max_chars`` is below 1.
+        If ``max_chars`` is below 1, or (as :class:`ConfigError`) ``mode`` is unknown.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, got {type(text).__name__}")
@@ -352,7 +317,12 @@ def segment_document(
         spans = split_sentences(text, split_lines=split_lines)
     else:
         start, end = _trim(text, 0, len(text))
-        spans = [(start, end)] if start < end else []
+        if start == end:
+            spans = []
+        elif not trim and (max_chars is None or len(text) <= max_chars):
+            spans = [(0, len(text))]
+        else:
+            spans = [(start, end)]
 
     if max_chars is not None:
         spans = [

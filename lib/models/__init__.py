@@ -11,6 +11,7 @@ from group_appeal_spark.lib.models.hub import (  # noqa: F401
     DETECTOR_TOKENIZER_ID,
     EMBEDDER_BASE_ID,
     EMBEDDER_ID,
+    MODEL_ROLES,
     STANCE_ID,
     ModelSource,
     models_dir_source,

@@ -16,8 +16,6 @@ from pathlib import Path
 from group_appeal_spark.lib.config import InferenceConfig, JobConfig, SegmentationConfig
 from group_appeal_spark.lib.models.hub import resolve_model_dir
 
-ROLES = ("detector", "detector_tokenizer", "stance", "embedder", "embedder_config")
-
 
 def folder_id(folder: Path) -> str:
     """A short id of a model folder's content (names, sizes, mtimes; cheap for GB files)."""
@@ -44,8 +42,6 @@ class ModelBundle:
     segmentation: SegmentationConfig = dataclasses.field(default_factory=SegmentationConfig)
     shipped_name: str | None = None
     shipped_files: tuple[tuple[str, str, str], ...] = ()  # (role, relative path, shipped name)
-    # Test-only switch: the first UDF batch to create this file raises once (retry tests).
-    fail_once_marker: str | None = None
 
     @classmethod
     def resolve(cls, config: JobConfig) -> "ModelBundle":

@@ -1,43 +1,12 @@
-"""Fixed choices (device, precision) as string enums, converted once with a clear error."""
+"""Turn the device and precision choices (defined in :mod:`lib.choices`) into torch objects."""
 
 from __future__ import annotations
 
-import enum
-
+from group_appeal_spark.lib.choices import Device, Precision
 from group_appeal_spark.lib.errors import ConfigError
 
-
-class _Choice(str, enum.Enum):
-    """A string enum whose ``parse`` accepts the enum or its value, case-insensitively."""
-
-    @classmethod
-    def parse(cls, value, *, key: str | None = None):
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            for member in cls:
-                if member.value == value.strip().lower():
-                    return member
-        valid = ", ".join(repr(m.value) for m in cls)
-        name = key or cls.__name__
-        raise ConfigError(f"{name}: invalid value {value!r}; expected one of {valid}")
-
-
-class Device(_Choice):
-    """Where inference runs; ``auto`` picks cuda, then mps, then cpu."""
-
-    CPU = "cpu"
-    CUDA = "cuda"
-    MPS = "mps"
-    AUTO = "auto"
-
-
-class Precision(_Choice):
-    """Weights and activations precision; ``fp32`` gives the reference's numbers."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
+# Device and Precision are defined in lib.choices and stay importable from here.
+__all__ = ["Device", "Precision", "resolve_device", "torch_dtype"]
 
 
 def resolve_device(device) -> "torch.device":  # noqa: F821 - torch imported lazily

@@ -9,6 +9,7 @@ ever executed (``trust_remote_code`` stays off).
 from __future__ import annotations
 
 import dataclasses
+import types
 from pathlib import Path
 
 from group_appeal_spark.lib.errors import ModelLoadError
@@ -19,13 +20,22 @@ STANCE_ID = "maxwlnd/socialgroup_stance_classification_nli"
 EMBEDDER_ID = "maxwlnd/cl_mention_embedding"
 EMBEDDER_BASE_ID = "bert-base-uncased"
 
+# The five models of a job: role (its key under ``models.`` in the config) -> default hub id.
+MODEL_ROLES = types.MappingProxyType({
+    "detector": DETECTOR_ID,
+    "detector_tokenizer": DETECTOR_TOKENIZER_ID,
+    "stance": STANCE_ID,
+    "embedder": EMBEDDER_ID,
+    "embedder_config": EMBEDDER_BASE_ID,
+})
+
 # What a model folder needs: configs, tokenizer files and safetensors weights. Pickle-based
 # weights (*.bin, *.pt, *.ckpt) and other frameworks' files are never fetched.
 SNAPSHOT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
 
 _OFFLINE_HELP = (
     "On a machine without access to the Hugging Face hub: run `group-appeal-spark fetch-models "
-    "--out DIR` where the hub is reachable and pass `--models-dir DIR`, or set `local_dir` of "
+    "--output DIR` where the hub is reachable and pass `--models-dir DIR`, or set `local_dir` of "
     "this model in the config to a folder with its config, tokenizer and *.safetensors files, "
     "or set HF_HUB_CACHE to a hub cache that holds it (with HF_HUB_OFFLINE=1)."
 )

@@ -3,8 +3,9 @@
     spark-submit --py-files dist/group_appeal_spark-0.1.0-py3-none-any.whl jobs/cluster.py \\
         --input out/ --output out-k5/ --k-min 2 --k-max 40 [--metric nmi --dictionary dict.csv]
 
-Reads ``<input>/mention_embeddings`` (written by ``detect`` or ``run``) and writes
-``<output>/k_search``, ``<output>/clusters``, ``<output>/plots`` and ``<output>/summary.json``.
+Reads ``<input>/mention_embeddings`` and ``<input>/mentions`` (written by ``detect`` or ``run``)
+and writes ``<output>/k_search``, ``<output>/clusters``, ``<output>/cluster_summary``,
+``<output>/plots`` and ``<output>/summary.json``.
 """
 
 import argparse
@@ -13,10 +14,13 @@ import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):
-    import _bootstrap  # noqa: F401 - run as a file from a checkout
+    try:
+        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
+    except ModuleNotFoundError:
+        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
 
 from group_appeal_spark.jobs import common, storage
-from group_appeal_spark.jobs.transforms import cluster_mentions
+from group_appeal_spark.jobs.transforms import cluster_mentions, cluster_summary
 
 log = common.log
 
@@ -34,16 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: str | None = None) -> dict:
-    """The driver-side half: k search, k-means, plots; returns the counts for summary.json."""
+    """The driver-side half: k search, k-means, cluster summary, plots; returns the counts for summary.json.
+
+    The summary's stance shares come from ``<source>/mentions``; an older output without that
+    table (or without its stance column) gets null shares and a warning, not a failure.
+    """
     out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
     embeddings = storage.read_table(spark, storage.join_path(source, "mention_embeddings"), fmt)
+    mentions = _read_mentions(spark, storage.join_path(source, "mentions"), fmt)
     with timer.stage("cluster"):
         result = cluster_mentions(embeddings, config)
         storage.write_table(result.k_search, storage.join_path(out, "k_search"), fmt, mode)
         storage.write_table(result.clusters, storage.join_path(out, "clusters"), fmt, mode)
+        storage.write_table(cluster_summary(result.clusters, mentions), storage.join_path(out, "cluster_summary"),
+                            fmt, mode)
     plots = write_plots(spark, config, result) if config.output.plots and result.best_k else []
     return {"chosen_k": result.best_k, "clustering_skipped": result.skipped, "plots": plots,
             "metric": None if config.clustering.n_clusters else config.clustering.metric}
+
+
+def _read_mentions(spark, path: str, fmt: str):
+    """The mentions table for the stance shares, or None (with a warning) where there is none."""
+    if not storage.path_exists(spark, path):
+        log.warning("cluster: no mentions table at %s: cluster_summary's stance shares are null", path)
+        return None
+    mentions = storage.read_table(spark, path, fmt)
+    if not {"mention_key", "stance"} <= set(mentions.columns):
+        log.warning("cluster: %s has no mention_key and stance columns (it has %s): cluster_summary's stance "
+                    "shares are null", path, mentions.columns)
+        return None
+    return mentions
 
 
 def write_plots(spark, config, result) -> list[str]:
@@ -85,7 +109,8 @@ def main(argv=None) -> int:
         timer = common.StageTimer()
         counts = run_cluster(spark, config, config.input.path, timer)
         storage.put_text(spark, common.summary_json({**counts, "source": config.input.path,
-                                                 "stage_seconds": timer.seconds, "config": config.to_dict()}),
+                                                 "stage_seconds": timer.seconds, "config": config.to_dict(),
+                                                 **common.run_metadata(spark, config)}),
                     storage.join_path(config.output.path, "cluster_summary.json" if same else "summary.json"))
         log.info("cluster: done: chosen k = %s", counts["chosen_k"])
 

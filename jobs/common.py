@@ -43,7 +43,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--embedder-dir", help="a custom embedder folder (e.g. from `train-embedder`); "
                    "sets models.embedder.local_dir and models.embedder_config.local_dir")
     g.add_argument("--device", help="cpu | cuda | cuda:N | mps | auto (inference.device)")
-    g.add_argument("--precision", help="fp32 (identical to the reference) | bf16 | fp16 (inference.precision)")
+    g.add_argument("--precision", help="fp32 (identical to the reference) | auto (bf16 where the hardware has it, "
+                   "else fp32) | bf16 | fp16 (inference.precision)")
     g.add_argument("--tiny-models", action="store_true",
                    help="OFFLINE SMOKE TEST ONLY: build tiny random-weight models of the real architectures "
                         "and use them; exercises the whole pipeline, outputs are meaningless")
@@ -55,7 +56,8 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--k-max", type=int, help="largest k of the search, inclusive (clustering.k_max)")
     g.add_argument("--n-clusters", type=int, help="a fixed k; skips the search (clustering.n_clusters)")
     g.add_argument("--metric", help="silhouette | nmi (clustering.metric)")
-    g.add_argument("--dictionary", help="category dictionary CSV for the nmi metric (clustering.dictionary)")
+    g.add_argument("--dictionary", help="category dictionary CSV: the nmi metric, and each mention's category "
+                   "(clustering.dictionary)")
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +67,14 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-format", help="parquet (default) | delta | orc | json | csv ... (output.format)")
     parser.add_argument("--overwrite", action="store_true", default=None,
                         help="replace an existing output (output.mode=overwrite); default is to refuse")
-    parser.add_argument("--master", help="Spark master when not launched by spark-submit or inside an existing "
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--master", help="Spark master when not launched by spark-submit or inside an existing "
                         "session (default local[*]); spark-submit's --master wins")
+    # Stored as the master: build_session takes an sc:// master as a Connect server, so every
+    # job that hands args.master to it runs on Connect without code of its own.
+    target.add_argument("--remote", dest="master", type=_connect_url, metavar="sc://HOST:PORT",
+                        help="run on a Spark Connect server (Databricks serverless or shared clusters, "
+                        "start-connect-server.sh) instead of a JVM of this process; default $SPARK_REMOTE")
     parser.add_argument("--log-level", default="INFO", help="DEBUG | INFO | WARNING (default INFO)")
 
 
@@ -125,12 +133,23 @@ def spark_defaults() -> dict:
     return {str(k): str(v) for k, v in (yaml.safe_load(text) or {}).items()}
 
 
+def _connect_url(value: str) -> str:
+    """An ``sc://`` URL (argparse type of ``--remote``)."""
+    if not value.startswith("sc://"):
+        raise argparse.ArgumentTypeError(f"expected a Spark Connect URL sc://HOST[:PORT][/;param=value...], got {value!r}")
+    return value
+
+
 def build_session(config, app_name: str, master: str | None = None):
     """The job's SparkSession; whatever launched the job decides the master and its settings.
 
     - Inside an existing session (a notebook, Databricks, a caller's session): that session,
       as it is; only the job config's own ``spark`` keys are set on it, where Spark allows
       them at run time.
+    - Spark Connect, when ``master`` is an ``sc://`` URL (``--remote``) or else
+      ``SPARK_REMOTE`` is set: a Connect session to that server. The server owns the master
+      and the static settings; conf/spark.yaml and the config's ``spark`` keys are set where
+      Spark allows them at run time (the others are logged as not applied).
     - Launched by ``spark-submit``: its ``--master``, ``--conf`` and spark-defaults.conf win;
       conf/spark.yaml and the config's ``spark`` keys fill in only what it did not set, and a
       ``--master`` flag of the job is ignored with a warning.
@@ -144,8 +163,17 @@ def build_session(config, app_name: str, master: str | None = None):
     if active is not None:
         _set_runtime_confs(active, {k: str(v) for k, v in config.spark.items()})
         if master:
-            log.warning("--master %s ignored: the job runs in the existing Spark session", master)
+            log.warning("%s %s ignored: the job runs in the existing Spark session",
+                        "--remote" if master.startswith("sc://") else "--master", master)
         return active
+    remote = master if master and master.startswith("sc://") else None
+    if remote is None and os.environ.get("SPARK_REMOTE"):
+        # pyspark's builder itself turns to Connect whenever SPARK_REMOTE is set
+        if master:
+            log.warning("--master %s ignored: SPARK_REMOTE=%s", master, os.environ["SPARK_REMOTE"])
+        remote = os.environ["SPARK_REMOTE"]
+    if remote is not None:
+        return connect_session(remote, requested)
     submitted = submitted_conf()
     builder = SparkSession.builder.appName(app_name)
     if submitted is not None:
@@ -166,6 +194,30 @@ def build_session(config, app_name: str, master: str | None = None):
     return builder.getOrCreate()
 
 
+def connect_session(url: str, settings: dict):
+    """A Spark Connect session to ``url`` with ``settings`` applied where Spark allows at run time.
+
+    Needs the client's packages (the ``connect`` extra: grpcio, grpcio-status,
+    googleapis-common-protos, zstandard); their absence is one clear error.
+    """
+    from pyspark.sql import SparkSession
+
+    try:
+        import grpc  # noqa: F401
+        import zstandard  # noqa: F401
+        from google.rpc import status_pb2  # noqa: F401
+        from grpc_status import rpc_status  # noqa: F401
+    except ImportError as exc:
+        raise GroupAppealSparkError(f"--remote {url}: the Spark Connect client needs {exc.name}; "
+                                    f"pip install 'group-appeal-spark[connect]'") from exc
+    # A classic session cannot be active here (build_session returned it), so the builder makes a
+    # Connect session. The options are not given to the builder: it would drop any it cannot set
+    # silently; _set_runtime_confs says which ones the server kept as they are.
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    _set_runtime_confs(spark, settings, where="the Spark Connect server")
+    return spark
+
+
 def submitted_conf():
     """The settings spark-submit launched this process with, or None when it did not launch it.
 
@@ -181,7 +233,8 @@ def submitted_conf():
     return SparkConf()
 
 
-def _set_runtime_confs(spark, settings: dict) -> None:
+def _set_runtime_confs(spark, settings: dict, where: str = "the existing session") -> None:
+    """Set each Spark setting that differs, where Spark allows it at run time; warn about the others."""
     for key, value in settings.items():
         if spark.conf.get(key, None) == value:
             continue
@@ -190,8 +243,8 @@ def _set_runtime_confs(spark, settings: dict) -> None:
         except Exception:  # Connect servers may refuse the question; then try and see
             modifiable = True
         if not modifiable:
-            log.warning("spark setting %s=%s not applied: the existing session was started without it and "
-                        "Spark cannot change it at run time", key, value)
+            log.warning("spark setting %s=%s not applied: %s was started without it and "
+                        "Spark cannot change it at run time", key, value, where)
             continue
         spark.conf.set(key, value)
 
@@ -250,3 +303,81 @@ def start(args, app_name: str):
     else:
         storage.check_output_free(spark, config.output.path, config.output.mode)
     return config, spark, bundle, timer
+
+
+def _version(dist: str, module: str | None = None) -> str | None:
+    """An installed distribution's version, else the module's ``__version__``, else None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        pass
+    if module:
+        try:
+            return getattr(__import__(module), "__version__", None)
+        except ImportError:
+            return None
+    return None
+
+
+def software_versions() -> dict:
+    """This package's, Python's, torch's, transformers' and pyspark's versions (driver side)."""
+    import platform
+
+    import group_appeal_spark
+
+    return {"group_appeal_spark": group_appeal_spark.__version__,  # the code that ran, checkout or wheel
+            "python": platform.python_version(), "torch": _version("torch", "torch"),
+            "transformers": _version("transformers", "transformers"), "pyspark": _version("pyspark", "pyspark")}
+
+
+def spark_facts(spark) -> dict:
+    """The Spark version, master (or Connect remote), application name and id of ``spark``."""
+    facts = {"version": spark.version}
+    try:
+        sc = spark.sparkContext
+        facts.update(master=sc.master, app_name=sc.appName, app_id=sc.applicationId)
+    except Exception:  # Spark Connect: no SparkContext on the client; ask the server's conf
+        facts["remote"] = os.environ.get("SPARK_REMOTE")
+        for name, key in (("master", "spark.master"), ("app_name", "spark.app.name"), ("app_id", "spark.app.id")):
+            try:
+                facts[name] = spark.conf.get(key, None)
+            except Exception:
+                facts[name] = None
+    return facts
+
+
+def precision_facts(config) -> dict:
+    """The precision asked, the one the stages use when resolved on the driver, and the driver's CPU."""
+    from group_appeal_spark.lib.errors import ConfigError
+    from group_appeal_spark.lib.models.devices import cpu_capability, resolve_precision
+
+    inf = config.inference
+    out = {"asked": inf.precision, "device": inf.device}
+    try:
+        out["used"] = resolve_precision(inf.precision, inf.device, warn=False).value
+    except ConfigError as exc:  # e.g. device cuda with a CPU-only driver: only executors know
+        out["used"] = None
+        out["used_unknown_because"] = str(exc)
+    # `auto` is resolved again on each executor when it builds its stages (their hardware may
+    # differ): `used` is exact in local mode and for every fixed precision.
+    out["resolved_on"] = "driver"
+    out["driver_cpu"] = cpu_capability()
+    return out
+
+
+def run_metadata(spark, config, bundle=None) -> dict:
+    """What summary.json records for reproducing a run: models, software, Spark, precision.
+
+    ``models`` (omitted without a ``bundle``, as in ``cluster``): per role, hub repo id and the
+    commit sha its snapshot resolved to, or a local folder's content hash. ``precision.used`` and
+    ``precision.driver_cpu`` describe the driver; executors resolve ``auto`` for their own hardware.
+    """
+    meta = {}
+    if bundle is not None:
+        meta["models"] = bundle.provenance(config.model_sources())
+    meta["versions"] = software_versions()
+    meta["spark"] = spark_facts(spark)
+    meta["precision"] = precision_facts(config)
+    return meta

@@ -8,15 +8,20 @@ Writes ``<output>/mentions``, ``<output>/errors``, ``<output>/mention_embeddings
 """
 
 import argparse
+import dataclasses
 import functools
 import json
 import sys
 
 if __package__ in (None, ""):
-    import _bootstrap  # noqa: F401 - run as a file from a checkout
+    try:
+        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
+    except ModuleNotFoundError:
+        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
 
 from group_appeal_spark.jobs import common, storage
 from group_appeal_spark.jobs.transforms import detect_appeals, embed_mentions
+from group_appeal_spark.jobs.transforms.appeals import check_unique_ids, count_duplicate_ids
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
 from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.udfs.hooks import UdfHooks
@@ -39,7 +44,8 @@ def fingerprint(config, bundle: ModelBundle) -> dict:
     """What must not change between an interrupted run and its resumption."""
     inp = config.input
     return {"input": inp.path, "format": inp.format, "text_col": inp.text_col, "id_col": inp.id_col,
-            "carry_cols": inp.carry_cols, "chunks": inp.chunks, "segmentation": config.segmentation.mode,
+            "carry_cols": inp.carry_cols, "chunks": inp.chunks, "duplicate_ids": inp.duplicate_ids,
+            "segmentation": config.segmentation.mode,
             "max_segment_chars": config.segmentation.max_segment_chars, "models": bundle.ids,
             "precision": config.inference.precision, "window_stride": config.inference.window_stride}
 
@@ -70,6 +76,13 @@ def run_detect(spark, config, bundle: ModelBundle, timer: common.StageTimer, *, 
     final_mode = "overwrite" if resume else config.output.mode
     work = storage.join_path(out, "_work")
     docs = storage.read_documents(spark, config.input)
+    # before the fingerprint and the models: duplicate_ids=error stops the job here
+    if config.input.duplicate_ids == "error":
+        duplicates = check_unique_ids(docs, config)
+        # checked once for all chunks; "keep" is the same thing without duplicates
+        config = dataclasses.replace(config, input=dataclasses.replace(config.input, duplicate_ids="keep"))
+    else:
+        duplicates = count_duplicate_ids(docs, config)
     _check_resumable(spark, work, fingerprint(config, bundle), resume)
     n_chunks = config.input.chunks
     chunk_counts, resumed = [], 0
@@ -112,7 +125,7 @@ def run_detect(spark, config, bundle: ModelBundle, timer: common.StageTimer, *, 
     return {"input_rows": n_input, "documents_ok": totals["documents"] - totals["errors"],
             "documents_with_errors": totals["errors"], "segments": totals["segments"],
             "mentions": totals["mentions"], "unique_mentions": unique, "chunks": n_chunks,
-            "chunks_resumed": resumed}
+            "chunks_resumed": resumed, "duplicate_ids": duplicates.ids, "duplicate_id_rows": duplicates.rows}
 
 
 def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
@@ -123,7 +136,8 @@ def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
         config, spark, bundle, timer = common.start(args, "group-appeal-spark detect")
         counts = run_detect(spark, config, bundle, timer, resume=args.resume, hooks=hooks)
         storage.put_text(spark, common.summary_json({**counts, "stage_seconds": timer.seconds,
-                                                 "config": config.to_dict()}),
+                                                 "config": config.to_dict(),
+                                                 **common.run_metadata(spark, config, bundle)}),
                     storage.join_path(config.output.path, "summary.json"))
         log.info("detect: done: %s", counts)
 

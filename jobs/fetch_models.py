@@ -18,7 +18,10 @@ import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):
-    import _bootstrap  # noqa: F401 - run as a file from a checkout
+    try:
+        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
+    except ModuleNotFoundError:
+        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
 
 from group_appeal_spark.jobs import common
 from group_appeal_spark.lib.config import load_config, parse_override

@@ -5,7 +5,7 @@
 
     group-appeal-spark run --input examples/sample_corpus.jsonl --input-format json --output out/
 
-Writes mentions/, errors/, mention_embeddings/, k_search/, clusters/, plots/ and summary.json
+Writes mentions/, errors/, mention_embeddings/, k_search/, clusters/, cluster_summary/, plots/ and summary.json
 under --output (columns: README.md, section 'Outputs').
 """
 
@@ -13,7 +13,10 @@ import argparse
 import sys
 
 if __package__ in (None, ""):
-    import _bootstrap  # noqa: F401 - run as a file from a checkout
+    try:
+        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
+    except ModuleNotFoundError:
+        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
 
 from group_appeal_spark.jobs import common, storage
 from group_appeal_spark.jobs.cluster import run_cluster
@@ -44,7 +47,8 @@ def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
         counts = run_detect(spark, config, bundle, timer, resume=args.resume, hooks=hooks)
         counts.update(run_cluster(spark, config, config.output.path, timer,
                                   mode="overwrite" if args.resume else None))
-        summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict()}
+        summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict(),
+                   **common.run_metadata(spark, config, bundle)}
         storage.put_text(spark, common.summary_json(summary), storage.join_path(config.output.path, "summary.json"))
         log.info("run: done: %s", {k: v for k, v in counts.items() if k != "plots"})
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,15 +23,100 @@ _READ_FORMATS = {"json": "json", "csv": "csv", "text": "text", "parquet": "parqu
 
 
 def _jvm_path(spark, path: str):
+    """The Hadoop ``Path`` and its ``FileSystem`` (classic sessions only: they reach the JVM)."""
     jvm = spark.sparkContext._jvm
     hpath = jvm.org.apache.hadoop.fs.Path(path)
     return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
 
+class ConnectUnsupported(GroupAppealSparkError):
+    """A filesystem operation that a Spark Connect session cannot do for that path."""
+
+
+# On Spark Connect the client has no JVM, so no Hadoop FileSystem. Each helper below then takes
+# one of two routes:
+# - the path is one this machine sees as Spark does (_client_path): Python's filesystem;
+# - any other path: Spark itself, through DataFrame reads and writes on the server. That sees
+#   what the jobs' reads and writes see (HDFS, S3, DBFS...), with these limits: files and
+#   folders whose names start with `_` or `.` are hidden (Spark's readers skip them), a small
+#   text file is written as a folder holding one part file, nothing can be deleted, and a
+#   local file cannot be copied (put_file raises ConnectUnsupported).
+
+
+def _connect(spark) -> bool:
+    from group_appeal_spark.udfs.shipping import is_connect
+
+    return is_connect(spark)
+
+
+def _client_path(spark, path: str) -> str | None:
+    """On Connect: where this machine sees ``path`` exactly as Spark does, or None.
+
+    - ``/Volumes/...`` (or ``dbfs:/Volumes/...``) where the Unity Catalog volumes are mounted
+      here (Databricks notebooks and jobs): Spark resolves the same path to the same volume.
+    - ``dbfs:/x`` where the DBFS root is mounted at ``/dbfs`` (Databricks clusters): ``/dbfs/x``.
+    - a plain or ``file:`` path when the Connect server is a ``local[...]`` server on this
+      machine: its executors read this machine's files.
+    """
+    from group_appeal_spark.udfs.shipping import connect_server_is_local
+
+    if path.startswith("dbfs:/"):
+        rest = "/" + path[len("dbfs:"):].lstrip("/")
+        if rest.startswith("/Volumes/") and os.path.isdir("/Volumes"):
+            return rest
+        return "/dbfs" + rest if os.path.isdir("/dbfs") else None
+    if path.startswith("/Volumes/") and os.path.isdir("/Volumes"):
+        return path
+    if path.startswith("file:"):
+        local = "/" + path[len("file:"):].lstrip("/")
+    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path):
+        return None  # s3a://, abfss://, hdfs://...: only Spark can reach them
+    else:
+        local = path
+    return local if connect_server_is_local(spark) else None
+
+
+def _not_found(exc: Exception) -> bool:
+    condition = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    try:
+        name = condition() if condition is not None else None
+    except Exception:
+        name = None
+    return name == "PATH_NOT_FOUND" or "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc)
+
+
+def _spark_files(spark, path: str):
+    """The files under ``path`` as Spark lists them (``binaryFile``; contents are not read)."""
+    # recursiveFileLookup: an output folder holds table folders, which partition discovery
+    # would refuse as conflicting directory structures.
+    return spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(path).select("path")
+
+
+def _spark_exists(spark, path: str) -> bool:
+    try:
+        _spark_files(spark, path).schema  # analysis lists the path: PATH_NOT_FOUND when missing
+    except Exception as exc:
+        if _not_found(exc):
+            return False
+        raise
+    return True
+
+
 def path_exists(spark, path: str) -> bool:
-    """Whether ``path`` exists, on any filesystem Spark can reach (local, HDFS, DBFS, S3...)."""
-    hpath, fs = _jvm_path(spark, path)
-    return bool(fs.exists(hpath))
+    """Whether ``path`` exists, on any filesystem Spark can reach (local, HDFS, DBFS, S3...).
+
+    On Spark Connect, through Python's filesystem where this machine sees the path as Spark
+    does (see ``_client_path``), else by asking Spark to list it: one listing of the whole
+    folder tree, as a read of it makes (a missing path is Spark's PATH_NOT_FOUND; an empty
+    folder exists). Other errors (no permission) are raised.
+    """
+    if not _connect(spark):
+        hpath, fs = _jvm_path(spark, path)
+        return bool(fs.exists(hpath))
+    local = _client_path(spark, path)
+    if local is not None:
+        return os.path.exists(local)
+    return _spark_exists(spark, path)
 
 
 def read_documents(spark, cfg: InputConfig):
@@ -90,40 +177,144 @@ def _read_json_lines(spark, reader, cfg: InputConfig):
 
 
 def _read_csv(reader, cfg: InputConfig):
-    """CSV with a header; every column read as a string, a malformed line reported, not dropped."""
+    """CSV with a header; every column read as a string, a malformed line reported, not dropped.
+
+    A quoted field that never closes makes Spark's parser swallow the following lines into that
+    field; such a row is reported (see ``_swallowed_lines``) instead of passing as one document.
+    """
     from pyspark.sql import types as T
 
-    # header + multiLine: archives keep paragraphs inside quoted text fields
-    reader = reader.option("header", cfg.options.get("header", "true")) \
-        .option("multiLine", cfg.options.get("multiLine", "true"))
-    columns = reader.csv(cfg.path).columns
+    # Spark's option keys are case-insensitive: a user's "multiline" must win over our default.
+    opts = {k.lower(): str(v) for k, v in cfg.options.items()}
+    # header + multiLine: archives keep paragraphs inside quoted text fields. escape '"': RFC 4180
+    # (Excel, pandas) doubles a quote inside a quoted field; Spark's default escape is a backslash,
+    # which reads "" as the end of the field.
+    reader = reader.option("header", opts.get("header", "true")) \
+        .option("multiLine", opts.get("multiline", "true")).option("escape", opts.get("escape", '"'))
+    header = reader.csv(cfg.path).columns
+    # Spark 3.x keeps a UTF-8 byte order mark in the first column name (Spark 4 drops it)
+    columns = [header[0].lstrip("\ufeff"), *header[1:]] if header else header
+    quote = opts.get("quote", '"')
+    sep = opts.get("sep", opts.get("delimiter", ","))
+    # read before .schema(): the reader object is shared and schema() sticks to it
+    odd_files = _files_with_odd_quotes(reader, cfg.path, quote) if quote not in ("", "\u0000") else None
     schema = T.StructType([T.StructField(c, T.StringType()) for c in columns]
                           + [T.StructField("_corrupt_record", T.StringType())])
     df = reader.schema(schema).option("mode", "PERMISSIVE") \
         .option("columnNameOfCorruptRecord", "_corrupt_record").csv(cfg.path)
     error = F.when(F.col("_corrupt_record").isNotNull(), F.lit("malformed CSV line"))
-    return df.withColumn(INPUT_ERROR, error).drop("_corrupt_record")
+    if odd_files is not None and columns:
+        df = df.withColumn("__file", F.col("_metadata.file_path")).join(
+            F.broadcast(odd_files), "__file", "left")
+        error = F.coalesce(_swallowed_lines([*columns, "_corrupt_record"], len(columns), quote, sep), error)
+    df = df.withColumn(INPUT_ERROR, error)
+    return df.select(*[F.col(f"`{c}`") for c in columns], INPUT_ERROR)
+
+
+# A line break of any convention, as Spark's multiLine parser accepts them.
+_BREAK = r"\r\n|\r|\n"
+
+
+def _files_with_odd_quotes(reader, path: str, quote: str):
+    """``__file``, ``__odd_quotes``: the files whose quote characters do not pair up.
+
+    Every well-formed quoted field holds an even number of quote characters (its two ends, and
+    each inner quote doubled), so an odd total proves a quote never closed somewhere in the file.
+    Counted line by line on the raw text: no order needed, so it scales like any text read.
+    """
+    lines = reader.text(path)
+    per_line = F.length("value") - F.length(F.translate("value", quote, ""))
+    return lines.groupBy(F.col("_metadata.file_path").alias("__file")) \
+        .agg(F.sum(per_line).alias("__n")).where(F.col("__n") % 2 == 1) \
+        .select("__file", F.lit(True).alias("__odd_quotes"))
+
+
+def _swallowed_lines(columns: list[str], n_fields: int, quote: str, sep: str):
+    """The reason for a row whose quoted field swallowed the lines after it, or null.
+
+    A value is suspect when it holds a line break followed by a line with at least as many
+    delimiters as the header (what looks like the next CSV record), and either its file's quotes
+    do not pair up or it kept its opening quote and holds an odd number of quotes (Spark's parser
+    gives up on the quoting and keeps the raw text when it meets a lone quote inside a quoted
+    field). A legitimate multi-paragraph field passes: its file's quotes pair up, and so do the
+    quotes of a value that starts with one.
+    """
+    record_line = f"({_BREAK})([^\\r\\n]*?\\Q{sep}\\E){{{max(n_fields - 1, 0)}}}"
+    reasons = []
+    for c in columns:
+        value = F.col(f"`{c}`")
+        # the raw-text case also needs unpaired quotes in the value itself: a legitimate value may
+        # start with a quote too (raw """Quoted"" ...), but its quotes come in pairs
+        odd = (F.length(value) - F.length(F.translate(value, quote, ""))) % 2 == 1
+        # a malformed line's _corrupt_record is the whole raw record: unpaired quotes are enough
+        raw_kept = odd if c == "_corrupt_record" else value.startswith(quote) & odd
+        suspect = value.rlike(record_line) & (F.col("__odd_quotes").isNotNull() | raw_kept)
+        breaks = F.size(F.split(value, _BREAK)) - 1
+        reasons.append(F.when(suspect, F.format_string(
+            "unterminated quoted field: this row swallowed the lines after it (%d line break(s) inside a quoted "
+            "field of %s, and they hold what looks like further CSV rows, which are not processed); "
+            "fix the quote in this row of %s: close the quoted field where it ends, and double any quote "
+            "inside it (\"\"), then run again",
+            breaks, F.lit(f"column {c!r}" if c != "_corrupt_record" else "this malformed line"), F.col("__file"))))
+    return F.coalesce(*reasons)
 
 
 def check_output_free(spark, path: str, mode: str) -> None:
-    """Fail before any work when the output exists (mode ``error``) or cannot be written."""
+    """Fail before any work when the output exists (mode ``error``) or cannot be written.
+
+    An existing empty folder is free. On Spark Connect, for a path only Spark can reach, a
+    folder is free when Spark lists no file in it (names starting with `_` or `.` do not count).
+    """
     if not path:
         raise InputError("output: no output path; give --output PATH")
-    if mode == "error" and path_exists(spark, path):
-        hpath, fs = _jvm_path(spark, path)
-        if not (fs.isDirectory(hpath) and len(fs.listStatus(hpath)) == 0):
-            raise InputError(f"output: {path} already exists; choose another --output or pass --overwrite")
+    if mode == "error" and _output_used(spark, path):
+        raise InputError(f"output: {path} already exists; choose another --output or pass --overwrite")
     check_output_writable(spark, path)
 
 
-def check_output_writable(spark, path: str) -> None:
-    """Create the output folder and a probe file in it, so a read-only target fails in seconds."""
-    try:
+def _output_used(spark, path: str) -> bool:
+    """Whether ``path`` is a file, or a folder with anything in it."""
+    if not _connect(spark):
+        if not path_exists(spark, path):
+            return False
         hpath, fs = _jvm_path(spark, path)
-        probe = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(join_path(path, "_write_probe"))
-        fs.mkdirs(hpath)
-        fs.create(probe, True).close()
-        fs.delete(probe, False)
+        return not (fs.isDirectory(hpath) and len(fs.listStatus(hpath)) == 0)
+    local = _client_path(spark, path)
+    if local is not None:
+        return os.path.exists(local) and not (os.path.isdir(local) and not os.listdir(local))
+    try:
+        return bool(_spark_files(spark, path).limit(1).collect())
+    except Exception as exc:
+        if _not_found(exc):
+            return False
+        raise
+
+
+def check_output_writable(spark, path: str) -> None:
+    """Create the output folder and a probe file in it, so a read-only target fails in seconds.
+
+    On Spark Connect, for a path only Spark can reach, the probe is a one-row text table
+    written to ``<path>/_write_probe/``; it stays there (Connect cannot delete), hidden from
+    Spark's readers by its leading underscore.
+    """
+    try:
+        if not _connect(spark):
+            hpath, fs = _jvm_path(spark, path)
+            probe = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(join_path(path, "_write_probe"))
+            fs.mkdirs(hpath)
+            fs.create(probe, True).close()
+            fs.delete(probe, False)
+            return
+        local = _client_path(spark, path)
+        if local is not None:
+            os.makedirs(local, exist_ok=True)
+            probe = os.path.join(local, "_write_probe")
+            with open(probe, "w", encoding="utf-8"):
+                pass
+            os.unlink(probe)
+            return
+        spark.range(1).select(F.lit("probe").alias("value")).write.mode("overwrite") \
+            .text(join_path(path, "_write_probe"))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"output: {path} is not writable: {first[:300]}") from exc
@@ -131,7 +322,8 @@ def check_output_writable(spark, path: str) -> None:
 
 def write_table(df, path: str, fmt: str, mode: str) -> None:
     """Write one output table (``mode`` error or overwrite)."""
-    writer = df.write.mode("errorifexists" if mode == "error" else "overwrite").format(fmt)
+    # "error", not its alias "errorifexists": the Spark Connect client knows only the short name
+    writer = df.write.mode("error" if mode == "error" else "overwrite").format(fmt)
     if fmt == "csv":
         writer = writer.option("header", "true")
     writer.save(path)
@@ -144,14 +336,37 @@ def read_table(spark, path: str, fmt: str):
 
 
 def put_file(spark, local_file: str | Path, dest: str) -> None:
-    """Copy a local file to ``dest`` on any Hadoop filesystem (plots, summary.json)."""
-    hpath, fs = _jvm_path(spark, dest)
-    jvm = spark.sparkContext._jvm
-    fs.mkdirs(hpath.getParent())
-    fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(str(Path(local_file).resolve())), hpath)
+    """Copy a local file to ``dest`` on any Hadoop filesystem (plots, summary.json).
+
+    On Spark Connect only where this machine sees ``dest`` as Spark does (``_client_path``:
+    a local server, ``/Volumes/...``, ``dbfs:/`` with ``/dbfs`` mounted); elsewhere Spark has
+    no way to take a binary file from the client, and ``ConnectUnsupported`` says so.
+    """
+    if not _connect(spark):
+        hpath, fs = _jvm_path(spark, dest)
+        jvm = spark.sparkContext._jvm
+        fs.mkdirs(hpath.getParent())
+        fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(str(Path(local_file).resolve())), hpath)
+        return
+    local = _client_path(spark, dest)
+    if local is None:
+        raise ConnectUnsupported(f"cannot copy {Path(local_file).name} to {dest} through Spark Connect: only "
+                                 f"Spark can reach that path and it cannot upload a file; write the output "
+                                 f"under /Volumes/... or run on a classic Spark session")
+    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+    shutil.copyfile(local_file, local)
 
 
 def put_text(spark, text: str, dest: str) -> None:
+    """Write a small UTF-8 text file (summary.json, markers).
+
+    On Spark Connect, for a path only Spark can reach, ``dest`` becomes a folder holding one
+    text part file with ``text`` and a final newline (a one-partition DataFrame write);
+    :func:`get_text` reads either form.
+    """
+    if _connect(spark) and _client_path(spark, dest) is None:
+        spark.range(1).select(F.lit(text).alias("value")).write.mode("overwrite").text(dest)
+        return
     with tempfile.NamedTemporaryFile("w", suffix=os.path.splitext(dest)[1], delete=False, encoding="utf-8") as fh:
         fh.write(text)
     try:
@@ -165,17 +380,40 @@ def join_path(base: str, *parts: str) -> str:
 
 
 def get_text(spark, path: str) -> str:
-    """Read a small text file from any Hadoop filesystem (markers: Spark's readers skip `_` names)."""
-    hpath, fs = _jvm_path(spark, path)
-    stream = fs.open(hpath)
-    try:
-        return spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-    finally:
-        stream.close()
+    """Read a small text file from any Hadoop filesystem (markers: Spark's readers skip `_` names).
+
+    On Spark Connect, for a path only Spark can reach, through ``spark.read.text(path,
+    wholetext=True)``: a file, or the folder :func:`put_text` wrote there.
+    """
+    if not _connect(spark):
+        hpath, fs = _jvm_path(spark, path)
+        stream = fs.open(hpath)
+        try:
+            return spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+    local = _client_path(spark, path)
+    if local is not None:
+        return Path(local).read_text(encoding="utf-8")
+    rows = spark.read.text(path, wholetext=True).collect()
+    return "".join(row.value for row in rows)
 
 
 def delete(spark, path: str) -> None:
-    """Remove a folder (recursively) on any Hadoop filesystem; nothing when it is not there."""
-    hpath, fs = _jvm_path(spark, path)
-    if fs.exists(hpath):
-        fs.delete(hpath, True)
+    """Remove a folder (recursively) on any Hadoop filesystem; nothing when it is not there.
+
+    On Spark Connect, for a path only Spark can reach, nothing can delete it: the folder is
+    left in place with a warning (the jobs only delete ``_work/``, which Spark's readers skip).
+    """
+    if not _connect(spark):
+        hpath, fs = _jvm_path(spark, path)
+        if fs.exists(hpath):
+            fs.delete(hpath, True)
+        return
+    local = _client_path(spark, path)
+    if local is None:
+        log.warning("%s left in place: a Spark Connect session cannot delete on that filesystem", path)
+    elif os.path.isdir(local):
+        shutil.rmtree(local)
+    elif os.path.exists(local):
+        os.unlink(local)

@@ -19,7 +19,10 @@ from __future__ import annotations
 import sys
 
 if __package__ in (None, ""):
-    import _bootstrap  # noqa: F401 - run as a file from a checkout
+    try:
+        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
+    except ModuleNotFoundError:
+        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
 
 import argparse
 import logging

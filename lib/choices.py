@@ -15,6 +15,7 @@ from group_appeal_spark.lib.errors import ConfigError
 __all__ = [
     "ClusterBackend",
     "Device",
+    "DuplicateIds",
     "InputFormat",
     "Metric",
     "NegativeMining",
@@ -80,11 +81,13 @@ class Device(_Choice):
 
 class Precision(_Choice):
     """Weights and activations precision (``inference.precision``); ``fp32`` gives the reference's
-    numbers."""
+    numbers; ``auto`` is bf16 where the device runs it natively, else fp32, decided where the
+    models run."""
 
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+    AUTO = "auto"
 
 
 class SegmentationMode(_Choice):
@@ -153,3 +156,22 @@ class NegativeMining(_Choice):
 
     BATCH_HARD = "batch_hard"
     BATCH_SEMI_HARD = "batch_semi_hard"
+
+
+class DuplicateIds(_Choice):
+    """What happens to rows that share a document id (``input.duplicate_ids``).
+
+    Attributes
+    ----------
+    KEEP
+        Every row is processed (the default).
+    ERROR
+        The job stops before any model work, naming how many ids repeat and a few of them.
+    FIRST
+        One row per id is processed (the first by the order of all its columns); each other
+        one is reported in ``errors/`` with stage ``input``.
+    """
+
+    KEEP = "keep"
+    ERROR = "error"
+    FIRST = "first"

@@ -16,6 +16,7 @@ from typing import Any
 from group_appeal_spark.lib.choices import (
     ClusterBackend,
     Device,
+    DuplicateIds,
     InputFormat,
     Metric,
     Precision,
@@ -40,6 +41,7 @@ CHOICE_KEYS = {
     "models.ship": ShipMode,
     "inference.precision": Precision,
     "input.format": InputFormat,
+    "input.duplicate_ids": DuplicateIds,
     "segmentation.mode": SegmentationMode,
     "clustering.metric": Metric,
     "clustering.backend": ClusterBackend,
@@ -85,6 +87,7 @@ class InputConfig:
     format: str = "parquet"
     text_col: str = "text"
     id_col: str = "id"
+    duplicate_ids: str = "keep"
     carry_cols: list[str] = dataclasses.field(default_factory=list)
     chunks: int = 1
     options: dict[str, str] = dataclasses.field(default_factory=dict)

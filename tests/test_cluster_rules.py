@@ -80,7 +80,7 @@ def test_bad_inputs_are_named_with_their_value(kwargs, error, match):
 
 BACKENDS = ["driver", "spark"]
 SCHEMA = "mention_key string, mention string, count long, embedding array<float>"
-CLUSTER_COLUMNS = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid"]
+CLUSTER_COLUMNS = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid", "category"]
 
 
 def _rows(n, dim=4, seed=0):
@@ -147,9 +147,10 @@ def test_clustering_is_skipped_below_two_unique_mentions(spark, backend, n, capl
     assert [f.name for f in result.k_search.schema.fields] == ["k", "metric", "score", "estimated", "n_points",
                                                                 "chosen"]
     assert result.clusters.schema.simpleString() == (
-        "struct<mention_key:string,mention:string,count:bigint,cluster_id:int,distance_to_centroid:double>")
+        "struct<mention_key:string,mention:string,count:bigint,cluster_id:int,distance_to_centroid:double,"
+        "category:string>")
     expected = pd.DataFrame({"mention_key": ["key00"], "mention": ["mention 0"], "count": [1], "cluster_id": [0],
-                             "distance_to_centroid": [0.0]}).iloc[:n]
+                             "distance_to_centroid": [0.0], "category": [None]}).iloc[:n]
     got = result.clusters.toPandas()
     assert got.to_dict("records") == expected.to_dict("records")
 

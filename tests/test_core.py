@@ -262,7 +262,7 @@ def test_choice_enums_are_defined_once():
 
 
 @pytest.mark.parametrize("choice, value, key, match", [
-    ("Precision", "int8", None, r"^invalid precision 'int8'; expected one of: 'fp32', 'bf16', 'fp16'$"),
+    ("Precision", "int8", None, r"^invalid precision 'int8'; expected one of: 'fp32', 'bf16', 'fp16', 'auto'$"),
     ("SegmentationMode", "words", None, r"^invalid segmentation mode 'words'; expected one of: 'sentence', 'none'$"),
     ("InputFormat", "jsnol", "input.format",
      r"^input.format: invalid value 'jsnol'; expected one of: 'parquet', 'csv', 'json', 'text', 'delta', 'orc', "

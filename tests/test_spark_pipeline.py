@@ -72,7 +72,7 @@ def _table(out, name):
 
 
 def test_run_writes_every_documented_output(run_output):
-    for name in ("mentions", "errors", "mention_embeddings", "clusters", "k_search"):
+    for name in ("mentions", "errors", "mention_embeddings", "clusters", "k_search", "cluster_summary"):
         assert (run_output / name).is_dir(), name
     assert list(_table(run_output, "mentions").columns) == [
         "doc_id", "party", "seg_idx", "span", "start", "end", "stance", "prob_positive", "prob_negative",
@@ -80,7 +80,7 @@ def test_run_writes_every_documented_output(run_output):
     assert list(_table(run_output, "errors").columns) == ["doc_id", "party", "stage", "error"]
     assert list(_table(run_output, "mention_embeddings").columns) == ["mention_key", "mention", "count", "embedding"]
     assert list(_table(run_output, "clusters").columns) == [
-        "mention_key", "mention", "count", "cluster_id", "distance_to_centroid"]
+        "mention_key", "mention", "count", "cluster_id", "distance_to_centroid", "category"]
     assert list(_table(run_output, "k_search").columns) == ["k", "metric", "score", "estimated", "n_points", "chosen"]
     assert (run_output / "plots" / "k_scores.png").stat().st_size > 0
     assert (run_output / "plots" / "clusters.html").stat().st_size > 0

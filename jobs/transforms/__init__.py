@@ -4,6 +4,7 @@
 >>> appeals = detect_appeals(docs_df, config)            # mentions + errors DataFrames
 >>> embeddings = embed_mentions(appeals.mentions, config)
 >>> clusters = cluster_mentions(embeddings, config)      # clusters + k_search DataFrames
+>>> summary = cluster_summary(clusters.clusters, appeals.mentions)  # one row per cluster
 
 Transforms do no I/O of their own: reading and writing are in ``jobs/storage.py``.
 """
@@ -15,4 +16,8 @@ from group_appeal_spark.jobs.transforms.appeals import (  # noqa: F401
     embed_mentions,
     prepare_documents,
 )
-from group_appeal_spark.jobs.transforms.clusters import ClusterResult, cluster_mentions  # noqa: F401
+from group_appeal_spark.jobs.transforms.clusters import (  # noqa: F401
+    ClusterResult,
+    cluster_mentions,
+    cluster_summary,
+)

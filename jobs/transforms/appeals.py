@@ -55,6 +55,46 @@ def _config(config) -> JobConfig:
     return config if isinstance(config, JobConfig) else load_config(overrides=config or {})
 
 
+@dataclasses.dataclass(frozen=True)
+class DuplicateIdCounts:
+    """The rows of the input that share a document id (all zero without an id column)."""
+
+    ids: int       # distinct ids that occur more than once
+    rows: int      # rows carrying such an id (so rows - ids are the extra copies)
+    examples: list  # a few of those ids, smallest first (as text)
+
+
+def count_duplicate_ids(df: DataFrame, config: JobConfig, *, n_examples: int = 5) -> DuplicateIdCounts:
+    """Count the rows whose (non-null) id occurs more than once; one aggregation over the ids."""
+    id_col = config.input.id_col
+    if id_col not in df.columns:
+        return DuplicateIdCounts(0, 0, [])  # generated ids are unique by construction
+    repeated = df.where(F.col(id_col).isNotNull()).groupBy(id_col).count().where(F.col("count") > 1)
+    totals = repeated.agg(F.count(F.lit(1)).alias("ids"), F.coalesce(F.sum("count"), F.lit(0)).alias("rows")).first()
+    examples = []
+    if totals["ids"]:
+        # a top-n sort, not a collect of every repeated id: archives may hold millions
+        examples = [str(r[0]) for r in repeated.select(id_col).orderBy(id_col).limit(n_examples).collect()]
+    return DuplicateIdCounts(int(totals["ids"]), int(totals["rows"]), examples)
+
+
+def check_unique_ids(df: DataFrame, config: JobConfig) -> DuplicateIdCounts:
+    """Raise InputError when ids repeat (``input.duplicate_ids: error``); returns the counts."""
+    found = count_duplicate_ids(df, config)
+    if found.ids:
+        shown = ", ".join(map(repr, found.examples)) + (", ..." if found.ids > len(found.examples) else "")
+        raise InputError(
+            f"input: {found.ids} document id(s) occur more than once in column {config.input.id_col!r} "
+            f"({found.rows} rows), e.g. {shown}; make the ids unique, or set input.duplicate_ids to "
+            f"keep (process every row) or first (process one row per id, report the others)")
+    return found
+
+
+def _sortable(df: DataFrame, columns: list[str]) -> list[str]:
+    """The columns Spark can order by (a map, even nested, cannot be compared)."""
+    return [c for c in columns if "map<" not in df.schema[c].dataType.simpleString()]
+
+
 def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
     """Check the input columns and give each row its ``doc_id``; keeps text and carried columns.
 
@@ -63,6 +103,11 @@ def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
     with the same text (ordered by all their columns), so it does not depend on partitioning,
     file order or retries. A row with a null id, or text that is not valid UTF-8, is withheld
     from the models and reported.
+
+    Rows sharing an id follow ``input.duplicate_ids``: ``keep`` processes them all; ``error``
+    raises InputError (one aggregation over the ids, before any model work); ``first`` keeps
+    one row per id, the first by (has an input error, then every column), so the choice does
+    not depend on partitioning, and reports the others with their id.
 
     Returns
     -------
@@ -80,16 +125,26 @@ def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
     text_type = df.schema[cfg.text_col].dataType.simpleString()
     if text_type != "string":
         raise InputError(f"input: column {cfg.text_col!r} has type {text_type}; expected text (string)")
+    source_cols = [c for c in df.columns if c != INPUT_ERROR]
     error = F.col(INPUT_ERROR) if INPUT_ERROR in df.columns else F.lit(None).cast("string")
-    if cfg.id_col in df.columns:
+    has_id = cfg.id_col in df.columns
+    if has_id:
         error = F.coalesce(error, F.when(F.col(cfg.id_col).isNull(), F.lit(f"missing document id ({cfg.id_col})")))
         doc_id = F.col(cfg.id_col)
     else:
-        source_cols = [c for c in df.columns if c != INPUT_ERROR]
         df = df.withColumn("__hash", F.substring(F.sha2(F.coalesce(text, F.lit("")), 256), 1, 16))
         order = Window.partitionBy("__hash").orderBy(*[F.col(c).asc_nulls_first() for c in source_cols])
         doc_id = F.concat(F.col("__hash"), F.lit("-"), F.row_number().over(order).cast("string"))
     error = F.coalesce(error, F.when(~valid_utf8(text), F.lit("invalid UTF-8 in text")))
+    if has_id and cfg.duplicate_ids == "error":
+        check_unique_ids(df, config)
+    elif has_id and cfg.duplicate_ids == "first":
+        # a row that can be processed wins over one already known bad; then every column decides
+        first = Window.partitionBy(cfg.id_col).orderBy(
+            error.isNotNull(), *[F.col(c).asc_nulls_first() for c in _sortable(df, source_cols)])
+        df = df.withColumn("__copy", F.row_number().over(first))
+        error = F.coalesce(error, F.when(F.col("__copy") > 1, F.lit(
+            f"duplicate document id (input.duplicate_ids=first): kept another row with this id ({cfg.id_col})")))
     carried = [F.col(c) for c in cfg.carry_cols if c not in (cfg.text_col, cfg.id_col)]
     return df.withColumn("__error", error).select(
         doc_id.alias(DOC_ID), F.when(F.col("__error").isNull(), text).alias("__text"), *carried,

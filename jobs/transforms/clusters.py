@@ -1,10 +1,13 @@
 """The clustering transform: k search and k-means over the distinct mentions' embeddings.
 
 >>> clusters = cluster_mentions(embeddings, config)      # clusters + k_search DataFrames
+>>> summary = cluster_summary(clusters.clusters, mentions)  # one row per cluster
 
 The rules on k (no clustering below 2 unique mentions, fixed k, k_max lowered to the number
 of unique mentions) are lib's :func:`plan_clustering`; this module holds the driver backend
-and the pieces the Spark ML backend (``spark_kmeans.py``) shares with it.
+and the pieces the Spark ML backend (``spark_kmeans.py``) shares with it. With a
+``clustering.dictionary`` both backends give each mention its dictionary category, whatever the
+metric. :func:`cluster_summary` condenses the clusters into lib's per-cluster summary.
 """
 
 from __future__ import annotations
@@ -19,16 +22,22 @@ from group_appeal_spark.jobs.transforms.appeals import _config
 from group_appeal_spark.lib.clustering.kmeans import MentionKMeans
 from group_appeal_spark.lib.clustering.rules import ClusteringPlan, plan_clustering
 from group_appeal_spark.lib.clustering.search import search_k
+from group_appeal_spark.lib.clustering.summary import CLUSTER_COLUMNS, STANCES, summarize_clusters
+from group_appeal_spark.lib.errors import InputError
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 log = logging.getLogger("group_appeal_spark")
 
 K_SEARCH_COLUMNS = ["k", "metric", "score", "estimated", "n_points", "chosen"]
+SUMMARY_SCHEMA = ("cluster_id int, n_occurrences long, n_unique long, top_mentions array<string>, "
+                  "central_mentions array<string>, share_positive double, share_negative double, "
+                  "share_neutral double, category string, category_share double, label string")
 
 
 @dataclasses.dataclass
 class ClusterResult:
-    clusters: DataFrame   # mention_key, mention, count, cluster_id, distance_to_centroid
+    clusters: DataFrame   # mention_key, mention, count, cluster_id, distance_to_centroid, category
     k_search: DataFrame   # k, metric, score, estimated, n_points, chosen
     best_k: int | None
     skipped: str | None = None  # why there is no clustering (too few unique mentions)
@@ -66,13 +75,52 @@ def collect_mentions(embeddings: DataFrame) -> pd.DataFrame:
     return pdf.sort_values("mention_key", kind="stable").reset_index(drop=True)
 
 
-def skipped_result(spark, pdf: pd.DataFrame, plan: ClusteringPlan) -> ClusterResult:
+def skipped_result(spark, pdf: pd.DataFrame, plan: ClusteringPlan, matcher=None) -> ClusterResult:
     """The result below 2 unique mentions: the one mention (if any) alone in cluster 0, no k search."""
     if len(pdf) == 0:
         pdf = pdf.assign(cluster_id=[], distance_to_centroid=[])
     else:
         pdf = pdf.assign(cluster_id=0, distance_to_centroid=0.0)
+    pdf["category"] = mention_categories(matcher, pdf["mention"])
     return ClusterResult(_clusters_frame(spark, pdf), empty_k_search(spark), None, plan.skipped)
+
+
+def category_matcher(cfg):
+    """lib's matcher of ``clustering.dictionary``, or None without a dictionary."""
+    from group_appeal_spark.lib.clustering.dictionary import (
+        CategoryMatcher,
+        read_dictionary,
+    )
+
+    return CategoryMatcher(read_dictionary(cfg.dictionary)) if cfg.dictionary else None
+
+
+def mention_categories(matcher, mentions: pd.Series) -> list:
+    """The dictionary category of each mention (None where none matches, or no matcher)."""
+    if matcher is None:
+        return [None] * len(mentions)
+    return matcher.match_many(mentions.tolist())
+
+
+def cluster_summary(clusters: DataFrame, mentions: DataFrame | None = None, *, n_top: int = 10) -> DataFrame:
+    """The cluster_summary table: one row per cluster, lib's :func:`summarize_clusters`.
+
+    ``clusters`` is :func:`cluster_mentions`' table (one row per distinct mention key; its
+    ``category`` column, where present, gives the categories). ``mentions`` is the mentions
+    table: only its stance counts per mention_key, a Spark aggregation, reach the driver, with
+    the clusters table less its embeddings. Without ``mentions`` the stance shares are null.
+    """
+    spark = clusters.sparkSession
+    columns = CLUSTER_COLUMNS + (["category"] if "category" in clusters.columns else [])
+    pdf = clusters.select(*columns).toPandas()
+    stance_counts = None
+    if mentions is not None:
+        missing = [c for c in ("mention_key", "stance") if c not in mentions.columns]
+        if missing:
+            raise InputError(f"mentions lacks column(s) {missing} for the stance shares; it has {mentions.columns}")
+        stance_counts = mentions.groupBy("mention_key").agg(
+            *[F.count(F.when(F.col("stance") == stance, 1)).alias(stance) for stance in STANCES]).toPandas()
+    return _summary_frame(spark, summarize_clusters(pdf, stance_counts, n_top=n_top))
 
 
 def empty_k_search(spark) -> DataFrame:
@@ -98,24 +146,19 @@ def log_k_progress(total: int, start: float):
 
 
 def _cluster_on_driver(embeddings: DataFrame, cfg, progress) -> ClusterResult:
-    from group_appeal_spark.lib.clustering.dictionary import (
-        CategoryMatcher,
-        read_dictionary,
-    )
-
     spark = embeddings.sparkSession
+    matcher = category_matcher(cfg)
     pdf = collect_mentions(embeddings)
     plan = plan_k(cfg, len(pdf))
     if not plan.clusters:
-        return skipped_result(spark, pdf, plan)
+        return skipped_result(spark, pdf, plan, matcher)
+    pdf["category"] = mention_categories(matcher, pdf["mention"])
     X = np.stack(pdf["embedding"].map(lambda v: np.asarray(v, dtype=np.float32)).to_list())
     weights = pdf["count"].to_numpy(dtype=np.float64)
     best_k = plan.n_clusters
     scores = empty_k_search(spark)
     if plan.searches:
-        categories = None
-        if cfg.metric == "nmi":
-            categories = CategoryMatcher(read_dictionary(cfg.dictionary)).match_many(pdf["mention"].tolist())
+        categories = pdf["category"].tolist() if cfg.metric == "nmi" else None
         start = time.perf_counter()
         result = search_k(X, k_min=plan.k_min, k_max=plan.k_max, metric=cfg.metric, sample_weight=weights,
                           categories=categories, random_state=cfg.random_state,
@@ -130,6 +173,23 @@ def _cluster_on_driver(embeddings: DataFrame, cfg, progress) -> ClusterResult:
 
 
 def _clusters_frame(spark, pdf):
-    cols = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid"]
+    cols = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid", "category"]
     return spark.createDataFrame(pdf[cols], "mention_key string, mention string, count long, "
-                                            "cluster_id int, distance_to_centroid double")
+                                            "cluster_id int, distance_to_centroid double, category string")
+
+
+def _summary_frame(spark, summary: pd.DataFrame) -> DataFrame:
+    """lib's summary as a DataFrame of SUMMARY_SCHEMA, its NaNs as nulls (one row per cluster)."""
+    rows = [tuple(_plain(value) for value in row) for row in summary.itertuples(index=False, name=None)]
+    return spark.createDataFrame(rows, SUMMARY_SCHEMA)
+
+
+def _plain(value):
+    """A pandas cell as the Python value Spark's schema check accepts; NaN becomes None."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

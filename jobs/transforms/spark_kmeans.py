@@ -2,7 +2,8 @@
 
 For more distinct mentions than the driver holds (``clustering.backend: spark``, or ``auto``
 above ``clustering.spark_above``). The rules on k, the NMI and the choice of the best k are
-lib's, the same the driver backend uses.
+lib's, the same the driver backend uses; so is the dictionary category of each mention,
+matched on the executors.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 from group_appeal_spark.jobs.transforms.clusters import (
     ClusterResult,
+    category_matcher,
     collect_mentions,
     empty_k_search,
     k_search_frame,
@@ -36,15 +38,12 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
     O(n k); the k-search table names that score ``spark_silhouette_sqeuclidean`` since it is not
     the reference's Euclidean silhouette. NMI collects only labels and categories.
     """
-    from group_appeal_spark.lib.clustering.dictionary import (
-        CategoryMatcher,
-        read_dictionary,
-    )
     from pyspark.ml.clustering import KMeans as SparkKMeans
     from pyspark.ml.evaluation import ClusteringEvaluator
     from pyspark.ml.functions import array_to_vector, vector_to_array
 
     spark = embeddings.sparkSession
+    matcher = category_matcher(cfg)
     data = embeddings.select("mention_key", "mention", "count", array_to_vector("embedding").alias("features")) \
         .orderBy("mention_key").persist(StorageLevel.MEMORY_AND_DISK)
     n = data.count()
@@ -52,7 +51,7 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
         data.unpersist()
         # at most one row: the driver's result, from the rows on the driver
         pdf = collect_mentions(embeddings)
-        return skipped_result(spark, pdf, plan_k(cfg, len(pdf)))
+        return skipped_result(spark, pdf, plan_k(cfg, len(pdf)), matcher)
     plan = plan_k(cfg, n)
     best_k = plan.n_clusters
 
@@ -62,14 +61,14 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
 
     scores, models = empty_k_search(spark), {}
     if plan.searches:
-        matcher = CategoryMatcher(read_dictionary(cfg.dictionary)) if cfg.metric == "nmi" else None
+        nmi = cfg.metric == "nmi"
         rows, start = [], time.perf_counter()
         report = progress or log_k_progress(plan.k_max - plan.k_min + 1, start)
         for k in range(plan.k_min, plan.k_max + 1):
             t0 = time.perf_counter()
             models[k] = fit(k)
             pred = models[k].transform(data)
-            if matcher is None:
+            if not nmi:
                 score = ClusteringEvaluator(metricName="silhouette", distanceMeasure="squaredEuclidean",
                                             predictionCol="cluster_id", weightCol="count").evaluate(pred)
                 metric, points = SPARK_SILHOUETTE, None
@@ -94,7 +93,18 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
         X = np.stack(vectors.to_numpy())
         return pd.Series(np.linalg.norm(X - centers[labels.to_numpy()], axis=1))
 
+    if matcher is None:
+        category = F.lit(None).cast("string")
+    else:
+        # the matcher (a compiled pattern and names) travels to the executors in the UDF's closure
+        @F.pandas_udf("string")
+        def match(mentions: pd.Series) -> pd.Series:
+            return pd.Series(matcher.match_many(mentions.tolist()), dtype=object)
+
+        category = match(F.col("mention"))
+
     pred = model.transform(data)
     clusters = pred.select("mention_key", "mention", F.col("count").cast("long"), F.col("cluster_id").cast("int"),
-                           distance(vector_to_array("features"), F.col("cluster_id")).alias("distance_to_centroid"))
+                           distance(vector_to_array("features"), F.col("cluster_id")).alias("distance_to_centroid"),
+                           category.alias("category"))
     return ClusterResult(clusters, scores, best_k, plan.skipped)

@@ -2,5 +2,6 @@
 
 ``kmeans`` (count-weighted k-means), ``search`` (the k search, weighted silhouette, best k),
 ``nmi`` (NMI against dictionary categories), ``rules`` (which k to fit for how many unique
-mentions), ``checks`` (input checks), ``dictionary`` (the category dictionary), ``plots``.
+mentions), ``checks`` (input checks), ``dictionary`` (the category dictionary), ``summary``
+(one row per cluster: size, top and central mentions, stance shares, category, label), ``plots``.
 """

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from group_appeal_spark.lib.choices import Metric
 from group_appeal_spark.lib.clustering.checks import (
     check_int,
     check_k_range,
@@ -36,8 +37,7 @@ from group_appeal_spark.lib.clustering.nmi import category_codes, weighted_nmi
 
 __all__ = ["METRICS", "KSearchResult", "search_k", "select_best_k", "weighted_silhouette_score"]
 
-# The one list of k-search metrics in the clustering code (lib/config.py keeps its own copy).
-METRICS = ("silhouette", "nmi")
+METRICS = Metric.values()  # the k-search metrics; defined once in lib/choices.py
 
 # Upper bound for one block of the pairwise distance matrix in the exact silhouette: with
 # 10,000 unique rows a block is ~840 rows, so memory stays flat whatever the corpus size.

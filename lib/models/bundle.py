@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
 from group_appeal_spark.lib.config import InferenceConfig, JobConfig, SegmentationConfig
-from group_appeal_spark.lib.models.hub import resolve_model_dir
+from group_appeal_spark.lib.models.devices import resolve_precision
+from group_appeal_spark.lib.models.hub import ModelSource, resolve_model_dir, snapshot_commit
 
 
 def folder_id(folder: Path) -> str:
@@ -25,6 +27,72 @@ def folder_id(folder: Path) -> str:
             stat = path.stat()
             digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{int(stat.st_mtime)}\0".encode())
     return digest.hexdigest()[:16]
+
+
+CONTENT_HASH_METHOD = ("sampled-sha256-v1: per file (sorted, symlinks followed, hidden ones skipped) its relative "
+                       "name and size; all bytes of files up to 16 MiB (configs, tokenizers); of larger files "
+                       "(weights) the first MiB (holds the safetensors header: names, dtypes, shapes, offsets), "
+                       "the middle MiB and the last MiB")
+_WHOLE_FILE_MAX = 16 << 20
+_SAMPLE = 1 << 20
+
+
+def content_hash(folder: Path) -> str:
+    """sha256 of a model folder's content, reading at most ~3 MiB of each weights file.
+
+    Reading every byte of GB-sized weights on each run (from /dbfs, a mounted volume) costs
+    seconds to minutes; the samples catch any other checkpoint or training run (they change every
+    tensor) but not an edit confined to bytes outside them. The method is
+    :data:`CONTENT_HASH_METHOD`; unlike :func:`folder_id`, mtimes do not count, so a copy hashes
+    the same.
+    """
+    digest = hashlib.sha256()
+    folder = Path(folder)
+    for path in sorted(folder.rglob("*")):
+        # hidden files (.cache/huggingface of a hub download) hold timestamps, not the model
+        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(folder).parts):
+            continue
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
+        with open(path, "rb") as fh:
+            if size <= _WHOLE_FILE_MAX:
+                for block in iter(lambda: fh.read(_SAMPLE), b""):
+                    digest.update(block)
+                continue
+            for offset in (0, (size - _SAMPLE) // 2, size - _SAMPLE):
+                fh.seek(offset)
+                digest.update(fh.read(_SAMPLE))
+    return digest.hexdigest()
+
+
+def model_provenance(source: ModelSource, folder) -> dict:
+    """Where one model's files came from, exactly enough to get the same files again.
+
+    A hub-cache snapshot (resolved from the hub, or a ``local_dir`` inside a cache) gives the
+    repo id and the commit sha it resolved to; any other folder its path and
+    :func:`content_hash`, plus the commit that ``fetch-models`` recorded in the folder's
+    ``manifest.json`` when there is one.
+    """
+    folder = Path(folder)
+    snapshot = snapshot_commit(folder)
+    if snapshot is not None:
+        repo_id, commit = snapshot
+        return {"source": "hub", "repo_id": repo_id, "revision": None if source.local_dir else source.revision,
+                "commit": commit, "folder": str(folder)}
+    out = {"source": "local", "folder": str(folder), "content_sha256": content_hash(folder),
+           "content_hash_method": CONTENT_HASH_METHOD}
+    manifest = folder.parent / "manifest.json"
+    if manifest.is_file():  # a fetch-models folder: <models_dir>/<org>--<name> beside manifest.json
+        try:
+            entries = json.loads(manifest.read_text(encoding="utf-8")).values()
+        except (ValueError, AttributeError):
+            entries = []
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("folder") == folder.name:
+                out.update(repo_id=entry.get("repo_id"), revision=entry.get("revision"),
+                           commit=entry.get("commit"), commit_from="fetch-models manifest.json")
+                break
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +122,15 @@ class ModelBundle:
         return cls(folders=folders, ids={role: folder_id(Path(f)) for role, f in folders.items()},
                    inference=config.inference, segmentation=config.segmentation)
 
+    def provenance(self, sources: dict[str, ModelSource]) -> dict[str, dict]:
+        """:func:`model_provenance` of every role (driver side; ``sources``: ``config.model_sources()``)."""
+        return {role: model_provenance(sources[role], folder) for role, folder in sorted(self.folders.items())}
+
+    def precision(self) -> str:
+        """The precision the stages run at on this machine: ``inference.precision`` with ``auto``
+        resolved for ``inference.device`` (warns once about emulated bf16)."""
+        return resolve_precision(self.inference.precision, self.inference.device).value
+
     def cache_key(self, stage: str) -> str:
         """The per-worker cache key of a stage: its models' content and its settings."""
         parts = [stage, *(f"{r}={self.ids[r]}" for r in sorted(self.ids)),
@@ -75,11 +152,12 @@ class ModelBundle:
 
         f = lambda role: self.folder(role, shipped_root)  # noqa: E731
         inf = self.inference
+        precision = self.precision()  # here, on the executor: its hardware decides `auto`
         detector = MentionDetector.from_dirs(
-            f("detector"), f("detector_tokenizer"), device=inf.device, precision=inf.precision,
+            f("detector"), f("detector_tokenizer"), device=inf.device, precision=precision,
             batch_size=inf.detect_batch_size, max_tokens=inf.max_tokens_per_batch, window_stride=inf.window_stride)
         stance = StanceClassifier.from_dir(
-            f("stance"), device=inf.device, precision=inf.precision,
+            f("stance"), device=inf.device, precision=precision,
             batch_size=inf.stance_batch_size, max_tokens=inf.max_tokens_per_batch)
         keyer = MentionKeyer.from_dir(f("embedder"))
         return AppealFinder(detector, stance, keyer, segmentation=self.segmentation.mode,
@@ -92,7 +170,7 @@ class ModelBundle:
         inf = self.inference
         return MentionEmbedder.from_dirs(
             self.folder("embedder", shipped_root), self.folder("embedder_config", shipped_root),
-            device=inf.device, precision=inf.precision, batch_size=inf.embed_batch_size)
+            device=inf.device, precision=self.precision(), batch_size=inf.embed_batch_size)
 
 
 def bundle_name(bundle: ModelBundle) -> str:

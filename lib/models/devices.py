@@ -1,12 +1,30 @@
-"""Turn the device and precision choices (defined in :mod:`lib.choices`) into torch objects."""
+"""Turn the device and precision choices (defined in :mod:`lib.choices`) into torch objects.
+
+``precision: auto`` and the warning about emulated bf16 are decided here, on the machine that
+runs the models (an executor may have other hardware than the driver).
+"""
 
 from __future__ import annotations
+
+import logging
+import platform
+import threading
+from pathlib import Path
 
 from group_appeal_spark.lib.choices import Device, Precision
 from group_appeal_spark.lib.errors import ConfigError
 
 # Device and Precision are defined in lib.choices and stay importable from here.
-__all__ = ["Device", "Precision", "resolve_device", "torch_dtype"]
+__all__ = ["Device", "Precision", "bf16_native", "cpu_capability", "resolve_device", "resolve_precision",
+           "torch_dtype"]
+
+log = logging.getLogger("group_appeal_spark")
+
+# CPU features that run bf16 matrix products in hardware: AVX512_BF16 (Cooper Lake, Zen 4 and
+# later), AMX-BF16 (Sapphire Rapids and later), Arm's BF16 / SVE-BF16 (Graviton 3, Neoverse V1+).
+# Without one of them torch/oneDNN converts bf16 to fp32 and back around every product: measured
+# about 7x slower than plain fp32 on AVX2-only CPUs.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
 
 
 def resolve_device(device) -> "torch.device":  # noqa: F821 - torch imported lazily
@@ -37,12 +55,124 @@ def resolve_device(device) -> "torch.device":  # noqa: F821 - torch imported laz
     return torch.device(f"{choice.value}:{index}" if index else choice.value)
 
 
-def torch_dtype(precision) -> "torch.dtype":  # noqa: F821
-    """The torch dtype of a precision choice."""
+def torch_dtype(precision, device="cpu") -> "torch.dtype":  # noqa: F821
+    """The torch dtype of a precision choice; ``auto`` is resolved for ``device`` first
+    (:func:`resolve_precision`, without its warning)."""
     import torch
 
+    if Precision.parse(precision, key="precision") is Precision.AUTO:
+        precision = resolve_precision(precision, device, warn=False)
     return {
         Precision.FP32: torch.float32,
         Precision.BF16: torch.bfloat16,
         Precision.FP16: torch.float16,
     }[Precision.parse(precision, key="precision")]
+
+
+def _cpu_flags() -> tuple[frozenset, str]:
+    """The CPU's feature flags and where they were read (torch's cpuinfo, else /proc/cpuinfo)."""
+    import torch
+
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # recent torch only
+    if get_capabilities is not None:
+        try:
+            return frozenset(k for k, v in get_capabilities().items() if v is True), "torch.cpu.get_capabilities"
+        except Exception:  # a build without cpuinfo: fall back to the kernel's view
+            pass
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset(), "none"
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86 / Arm
+            flags.update(value.split())
+    return frozenset(flags), "/proc/cpuinfo"
+
+
+def cpu_capability() -> dict:
+    """The hardware facts that decide the CPU precision, as torch and the CPU report them.
+
+    Returns
+    -------
+    dict
+        ``torch_cpu_capability``: ``torch.backends.cpu.get_cpu_capability()`` (the vector ISA
+        torch's own kernels dispatch to: ``"AVX2"``, ``"AVX512"``, ``"SVE256"``, ``"DEFAULT"``...;
+        it never names bf16, so it cannot decide alone); ``bf16_native``: whether the CPU has a
+        bf16 matrix instruction; ``bf16_flags_seen``: which of :data:`BF16_CPU_FLAGS` it has;
+        ``flags_source``: where the flags were read; ``architecture``, ``torch_version`` and
+        ``torch_threads`` (``torch.get_num_threads()`` of this process).
+    """
+    import torch
+
+    flags, source = _cpu_flags()
+    seen = [flag for flag in BF16_CPU_FLAGS if flag in flags]
+    return {
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": bool(seen),
+        "bf16_flags_seen": seen,
+        "flags_source": source,
+        "architecture": platform.machine(),
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def bf16_native(device) -> bool:
+    """Whether ``device`` (a torch device or device choice) computes bf16 in hardware.
+
+    CUDA: ``torch.cuda.is_bf16_supported`` without emulation (compute capability 8.0+). CPU:
+    :func:`cpu_capability`. MPS: False (no reliable probe; ``auto`` stays fp32 there).
+    """
+    import torch
+
+    kind = device.type if isinstance(device, torch.device) else resolve_device(device).type
+    if kind == "cuda":
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # torch < 2.4 has no including_emulation and never counted emulation
+            return bool(torch.cuda.is_bf16_supported())
+    if kind == "cpu":
+        return cpu_capability()["bf16_native"]
+    return False
+
+
+_warned: set = set()
+_warned_lock = threading.Lock()
+
+
+def resolve_precision(precision, device="cpu", *, warn: bool = True) -> Precision:
+    """The precision a stage really runs at on this machine.
+
+    Call it where the models run (on the executor, when a stage is built): ``auto`` becomes
+    ``bf16`` where ``device`` computes bf16 natively (:func:`bf16_native`), else ``fp32``. An
+    explicit ``bf16`` on a CPU or CUDA device without native bf16 is kept, with one warning per
+    process and device kind (Python workers are reused across tasks: no per-task repetition).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown precision or device.
+    """
+    choice = Precision.parse(precision, key="precision")
+    if choice not in (Precision.AUTO, Precision.BF16):
+        return choice
+    target = resolve_device(device)
+    native = bf16_native(target)
+    if choice is Precision.AUTO:
+        return Precision.BF16 if native else Precision.FP32
+    if warn and not native and target.type in ("cpu", "cuda"):
+        with _warned_lock:
+            first = target.type not in _warned
+            _warned.add(target.type)
+        if first:
+            if target.type == "cpu":
+                facts = cpu_capability()
+                what = (f"this CPU ({facts['torch_cpu_capability']}, none of {', '.join(BF16_CPU_FLAGS)}) "
+                        f"has no native bf16")
+            else:
+                what = "this CUDA device has no native bf16 (compute capability below 8.0)"
+            log.warning("precision bf16: %s; bf16 is emulated and expected to be SLOWER than fp32 "
+                        "(about 7x on AVX2 CPUs); use precision fp32 or auto", what)
+    return choice

@@ -143,3 +143,16 @@ def models_dir_source(models_dir, role: str, repo_id: str, revision: str | None 
 def repo_folder_name(repo_id: str) -> str:
     """The folder name under which ``fetch-models`` stores a repository."""
     return repo_id.replace("/", "--")
+
+
+def snapshot_commit(folder) -> tuple[str, str] | None:
+    """``(repo_id, commit)`` of a hub-cache snapshot folder, or None for any other folder.
+
+    huggingface_hub lays a cached revision out as ``<cache>/models--<org>--<name>/snapshots/<commit>/``:
+    the folder name is the full commit sha the revision (branch, tag or sha) resolved to.
+    """
+    folder = Path(folder)
+    repo_dir = folder.parent.parent
+    if folder.parent.name != "snapshots" or not repo_dir.name.startswith("models--"):
+        return None
+    return repo_dir.name[len("models--"):].replace("--", "/"), folder.name

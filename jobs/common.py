@@ -165,7 +165,7 @@ def build_session(config, app_name: str, master: str | None = None):
         if master:
             log.warning("%s %s ignored: the job runs in the existing Spark session",
                         "--remote" if master.startswith("sc://") else "--master", master)
-        return active
+        return _with_own_package(active)
     remote = master if master and master.startswith("sc://") else None
     if remote is None and os.environ.get("SPARK_REMOTE"):
         # pyspark's builder itself turns to Connect whenever SPARK_REMOTE is set
@@ -173,7 +173,7 @@ def build_session(config, app_name: str, master: str | None = None):
             log.warning("--master %s ignored: SPARK_REMOTE=%s", master, os.environ["SPARK_REMOTE"])
         remote = os.environ["SPARK_REMOTE"]
     if remote is not None:
-        return connect_session(remote, requested)
+        return _with_own_package(connect_session(remote, requested))
     submitted = submitted_conf()
     builder = SparkSession.builder.appName(app_name)
     if submitted is not None:
@@ -191,7 +191,16 @@ def build_session(config, app_name: str, master: str | None = None):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return _with_own_package(builder.getOrCreate())
+
+
+def _with_own_package(spark):
+    from group_appeal_spark.udfs.shipping import ship_own_package
+
+    shipped = ship_own_package(spark)
+    if shipped:
+        log.info("shipping this package to the executors as %s (it runs from a wheel)", shipped)
+    return spark
 
 
 def connect_session(url: str, settings: dict):

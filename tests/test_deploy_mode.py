@@ -1,0 +1,70 @@
+"""Cluster deploy mode: a job file alone on disk, the package only from the wheel on --py-files.
+
+YARN and Kubernetes in cluster mode ship the job file by itself; nothing of the checkout is
+there. The driver and the executors here run an interpreter that has the dependencies but
+cannot see the project (tests/support/sitecustomize.py hides every copy that is not an
+archive on sys.path), so only the wheel given to --py-files can serve the package.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.spark
+
+ROOT = Path(__file__).resolve().parents[1]
+SUPPORT = Path(__file__).resolve().parent / "support"
+SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+JOB_FILES = ["run.py", "detect.py", "cluster.py", "fetch_models.py", "train_embedder.py", "cli.py"]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    if not SPARK_SUBMIT.exists():
+        pytest.skip("spark-submit is not installed beside this interpreter")
+    out = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            str(ROOT), "-w", str(out)], capture_output=True, text=True, timeout=300,
+                           cwd=tmp_path_factory.mktemp("build-cwd"))
+    assert build.returncode == 0, build.stderr[-3000:]
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    return next(out.glob("group_appeal_spark-*.whl"))
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(SUPPORT), "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable}
+
+
+def test_the_interpreter_cannot_see_the_project_without_the_wheel(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", "import group_appeal_spark"], capture_output=True, text=True,
+                          env=_env(), cwd=tmp_path)
+    assert proc.returncode != 0 and "only --py-files archives are visible" in proc.stderr
+
+
+@pytest.mark.parametrize("job", JOB_FILES)
+def test_job_file_alone_starts_from_the_wheel(wheel, tmp_path, job):
+    shutil.copy(ROOT / "jobs" / job, tmp_path / job)
+    proc = subprocess.run([str(SPARK_SUBMIT), "--master", "local[1]", "--py-files", str(wheel), job, "--help"],
+                          capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "usage:" in proc.stdout
+
+
+def test_run_job_file_alone_processes_the_corpus(wheel, tmp_path):
+    shutil.copy(ROOT / "jobs" / "run.py", tmp_path / "run.py")
+    shutil.copy(ROOT / "examples" / "sample_corpus.jsonl", tmp_path / "docs.jsonl")
+    proc = subprocess.run(
+        [str(SPARK_SUBMIT), "--master", "local[2]", "--py-files", str(wheel),
+         "--conf", "spark.executorEnv.PYTHONPATH=" + str(SUPPORT), "run.py",
+         "--input", "docs.jsonl", "--input-format", "json", "--carry-cols", "party",
+         "--output", "out", "--tiny-models", "--k-min", "2", "--k-max", "3", "--set", "models.ship=files"],
+        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=400)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["input_rows"] == 40 and summary["documents_ok"] == 40 and summary["mentions"] > 0

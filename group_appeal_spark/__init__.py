@@ -23,6 +23,8 @@ _API = {
     "detect_appeals": "group_appeal_spark.jobs.transforms",
     "embed_mentions": "group_appeal_spark.jobs.transforms",
     "cluster_mentions": "group_appeal_spark.jobs.transforms",
+    "assign_clusters": "group_appeal_spark.jobs.transforms",
+    "watch_progress": "group_appeal_spark.jobs.progress",
 }
 
 

@@ -13,6 +13,7 @@ JOBS = {
     "run": ("group_appeal_spark.jobs.run", "documents -> mentions with stance -> embeddings -> clusters"),
     "detect": ("group_appeal_spark.jobs.detect", "documents -> mentions with stance, and mention embeddings"),
     "cluster": ("group_appeal_spark.jobs.cluster", "mention embeddings -> k search and clusters"),
+    "assign": ("group_appeal_spark.jobs.assign", "mention embeddings -> the clusters of a saved cluster model"),
     "fetch-models": ("group_appeal_spark.jobs.fetch_models", "snapshot the models for clusters without internet"),
     "train-embedder": ("group_appeal_spark.jobs.train_embedder", "train a mention embedder on a category dictionary"),
 }
@@ -40,6 +41,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(JOBS[argv[0]][0])
     return module.main(argv[1:])
+
+
+def console_main(argv: list[str] | None = None) -> None:
+    """The console entry point: a failed job raises ``SystemExit`` with its non-zero code.
+
+    Databricks' ``python_wheel_task`` calls the entry point function and ignores what it
+    returns, so a job that only returned 2 would leave the task green; an exception (here
+    ``SystemExit(2)``) fails it. The ``group-appeal-spark`` script exits with the same code.
+    """
+    code = main(argv)
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

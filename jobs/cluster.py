@@ -9,15 +9,14 @@ and writes ``<output>/k_search``, ``<output>/clusters``, ``<output>/cluster_summ
 """
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
 
-if __package__ in (None, ""):
-    try:
-        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
-    except ModuleNotFoundError:
-        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
+if __package__ in (None, ""):  # run as a file: a checkout's own package, else the wheel on --py-files
+    with contextlib.suppress(ModuleNotFoundError):
+        import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
 from group_appeal_spark.jobs import common, storage
 from group_appeal_spark.jobs.transforms import cluster_mentions, cluster_summary
@@ -26,22 +25,19 @@ log = common.log
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="group-appeal-spark cluster", description=__doc__.split("\n\n")[0],
-        epilog="Output tables and columns: see README.md, section 'Outputs'.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", help="output folder of `detect` or `run` (holds mention_embeddings/)")
-    parser.add_argument("--output", help="output folder (may be the same as --input with --overwrite)")
-    common.add_cluster_args(parser)
-    common.add_common_args(parser)
-    return parser
+    return common.job_parser("cluster", __doc__, common.add_input_output_of_a_run, common.add_cluster_args,
+                             common.add_common_args)
 
 
-def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: str | None = None) -> dict:
+def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: str | None = None,
+                bundle=None) -> dict:
     """The driver-side half: k search, k-means, cluster summary, plots; returns the counts for summary.json.
 
     The summary's stance shares come from ``<source>/mentions``; an older output without that
     table (or without its stance column) gets null shares and a warning, not a failure.
+    Whenever it clusters it also writes ``cluster_model/`` (lib's ``ClusterModel``, JSON) for
+    ``assign``; the embedder it records is ``bundle``'s (``run``), else the one in
+    ``<source>/summary.json`` (``cluster``).
     """
     out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
     embeddings = storage.read_table(spark, storage.join_path(source, "mention_embeddings"), fmt)
@@ -50,11 +46,41 @@ def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: s
         result = cluster_mentions(embeddings, config)
         storage.write_table(result.k_search, storage.join_path(out, "k_search"), fmt, mode)
         storage.write_table(result.clusters, storage.join_path(out, "clusters"), fmt, mode)
-        storage.write_table(cluster_summary(result.clusters, mentions), storage.join_path(out, "cluster_summary"),
-                            fmt, mode)
+        summary = cluster_summary(result.clusters, mentions)
+        storage.write_table(summary, storage.join_path(out, "cluster_summary"), fmt, mode)
+        model_path = _write_cluster_model(spark, config, source, result, embeddings, summary, bundle) \
+            if result.best_k else None
     plots = write_plots(spark, config, result) if config.output.plots and result.best_k else []
     return {"chosen_k": result.best_k, "clustering_skipped": result.skipped, "plots": plots,
-            "metric": None if config.clustering.n_clusters else config.clustering.metric}
+            "metric": None if config.clustering.n_clusters else config.clustering.metric,
+            "cluster_model": model_path}
+
+
+def _write_cluster_model(spark, config, source, result, embeddings, summary, bundle) -> str:
+    """Write ``<output>/cluster_model/`` (keys.json, then model.json) and return its path."""
+    import group_appeal_spark
+    from group_appeal_spark.jobs.assign import bundle_embedder, bundle_normalizer, input_embedder
+    from group_appeal_spark.jobs.transforms.clusters import fitted_cluster_model
+    from group_appeal_spark.lib.clustering.model import key_normalisation
+
+    cfg = config.clustering
+    selection = {"n_clusters": cfg.n_clusters} if cfg.n_clusters else \
+        {"metric": cfg.metric, "k_min": cfg.k_min, "k_max": cfg.k_max, "chosen_k": result.best_k}
+    if bundle is not None:
+        embedder, normalizer = bundle_embedder(config, bundle), bundle_normalizer(bundle)
+    else:
+        embedder, normalizer = input_embedder(spark, source), None
+    if embedder is None:
+        log.warning("cluster model: %s/summary.json records no models.embedder; `assign` will refuse this model",
+                    source)
+    model = fitted_cluster_model(result, embeddings, summary, selection=selection, embedder=embedder,
+                                 key_normalisation=key_normalisation(normalizer),
+                                 created_by={"group_appeal_spark": group_appeal_spark.__version__,
+                                             "source": source})
+    folder = storage.join_path(config.output.path, "cluster_model")
+    for name, text in model.to_texts().items():  # model.json last: a half-written folder fails to load
+        storage.put_text(spark, text, storage.join_path(folder, name))
+    return folder
 
 
 def _read_mentions(spark, path: str, fmt: str):
@@ -86,32 +112,44 @@ def write_plots(spark, config, result) -> list[str]:
         for name, path in made:
             if path is not None:
                 dest = storage.join_path(config.output.path, "plots", name)
-                storage.put_file(spark, path, dest)
+                try:
+                    storage.put_file(spark, path, dest)
+                except storage.ConnectUnsupported as exc:  # a Connect client cannot upload there
+                    log.warning("plot %s not written: %s", name, exc)
+                    continue
                 written.append(dest)
     return written
+
+
+# the tables cluster writes (plots/ and the summary aside)
+TABLES = ("k_search", "clusters", "cluster_summary")
 
 
 def main(argv=None) -> int:
     parser = build_parser()
 
     def body(args):
-        if args.input:
-            args.set.append(f"input.path={args.input}")
-        config = common.config_from_args(args)
+        config = common.config_from_run_output(args)
         spark = common.build_session(config, "group-appeal-spark cluster", args.master)
-        if not config.input.path:
-            from group_appeal_spark.lib.errors import InputError
-
-            raise InputError("input: give --input, the output folder of `detect` or `run`")
+        # an interrupted or running detect/run must not be clustered as if it were whole
+        storage.check_complete(spark, config.input.path, needs=("mention_embeddings",))
         same = config.input.path.rstrip("/") == (config.output.path or "").rstrip("/")
         if not same:
             storage.check_output_free(spark, config.output.path, config.output.mode)
+            storage.mark_started(spark, config.output.path)
+        else:
+            # the input's marker stops vouching for the cluster tables while they are replaced
+            storage.update_marker(spark, config.input.path, remove=TABLES)
         timer = common.StageTimer()
         counts = run_cluster(spark, config, config.input.path, timer)
         storage.put_text(spark, common.summary_json({**counts, "source": config.input.path,
                                                  "stage_seconds": timer.seconds, "config": config.to_dict(),
                                                  **common.run_metadata(spark, config)}),
                     storage.join_path(config.output.path, "cluster_summary.json" if same else "summary.json"))
+        if same:
+            storage.update_marker(spark, config.output.path, add=TABLES)
+        else:
+            storage.mark_complete(spark, config.output.path, "cluster", TABLES, source=config.input.path)
         log.info("cluster: done: chosen k = %s", counts["chosen_k"])
 
     return common.run_main("cluster", parser, body, argv)

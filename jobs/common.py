@@ -78,6 +78,36 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="DEBUG | INFO | WARNING (default INFO)")
 
 
+OUTPUTS_EPILOG = "Output tables and columns: see README.md, section 'Outputs'. Every config key: conf/defaults.yaml."
+
+
+def job_parser(job: str, doc: str, *add_args) -> argparse.ArgumentParser:
+    """A job's flag parser: its name, the first paragraph of its docstring, then ``add_args(parser)`` each."""
+    parser = argparse.ArgumentParser(prog=f"group-appeal-spark {job}", description=doc.split("\n\n")[0],
+                                     epilog=OUTPUTS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for add in add_args:
+        add(parser)
+    return parser
+
+
+def add_input_output_of_a_run(parser: argparse.ArgumentParser) -> None:
+    """``--input`` (the output folder of detect or run) and ``--output``, for jobs that start from one."""
+    parser.add_argument("--input", help="output folder of `detect` or `run` (holds mention_embeddings/)")
+    parser.add_argument("--output", help="output folder (may be the same as --input with --overwrite)")
+
+
+def config_from_run_output(args: argparse.Namespace):
+    """The config of a job that starts from a ``detect``/``run`` output folder given as ``--input``."""
+    if args.input:
+        args.set.append(f"input.path={args.input}")
+    config = config_from_args(args)
+    if not config.input.path:
+        from group_appeal_spark.lib.errors import InputError
+
+        raise InputError("input: give --input, the output folder of `detect` or `run`")
+    return config
+
+
 # flag name -> dotted config key
 FLAG_KEYS = {
     "input": "input.path", "output": "output.path", "input_format": "input.format",
@@ -158,6 +188,7 @@ def build_session(config, app_name: str, master: str | None = None):
     """
     from pyspark.sql import SparkSession
 
+    StageTimer.set_progress_seconds(config.output.progress_seconds)  # every job logs progress as configured
     requested = {**spark_defaults(), **{k: str(v) for k, v in config.spark.items()}}
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -259,16 +290,31 @@ def _set_runtime_confs(spark, settings: dict, where: str = "the existing session
 
 
 class StageTimer:
-    """Per-stage wall-clock seconds, logged like Spark applications log their stages."""
+    """Per-stage wall-clock seconds, logged like Spark applications log their stages.
 
-    def __init__(self):
+    While a stage runs, its Spark progress (tasks done of known, rate, ETA) is logged every
+    ``progress_seconds`` (0: never). ``start`` sets the class default from
+    ``output.progress_seconds`` (``set_progress_seconds``), so timers made after it follow the config.
+    """
+
+    default_progress_seconds: float = 30.0
+
+    def __init__(self, progress_seconds: float | None = None):
         self.seconds: dict[str, float] = {}
+        self.progress_seconds = self.default_progress_seconds if progress_seconds is None else progress_seconds
+
+    @classmethod
+    def set_progress_seconds(cls, seconds: float) -> None:
+        cls.default_progress_seconds = float(seconds)
 
     @contextlib.contextmanager
     def stage(self, name: str):
+        from group_appeal_spark.jobs.progress import watch_stage
+
         log.info("stage %s: started", name)
         start = time.perf_counter()
-        yield
+        with watch_stage(name, self.progress_seconds):  # its thread stops here, also on an exception
+            yield
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
     def done(self, name: str, rows: int, what: str) -> None:
@@ -304,6 +350,7 @@ def resolve_models(config, timer: StageTimer):
 def start(args, app_name: str):
     """Everything before the first write: config, models, session, output checks (fail early)."""
     config = config_from_args(args)
+    StageTimer.set_progress_seconds(config.output.progress_seconds)
     timer = StageTimer()
     bundle = resolve_models(config, timer)
     spark = build_session(config, app_name, args.master)
@@ -348,7 +395,9 @@ def spark_facts(spark) -> dict:
         sc = spark.sparkContext
         facts.update(master=sc.master, app_name=sc.appName, app_id=sc.applicationId)
     except Exception:  # Spark Connect: no SparkContext on the client; ask the server's conf
-        facts["remote"] = os.environ.get("SPARK_REMOTE")
+        client = getattr(spark, "client", None)
+        host, port = getattr(client, "host", None), getattr(client, "port", None)
+        facts["remote"] = f"sc://{host}:{port}" if host else os.environ.get("SPARK_REMOTE")
         for name, key in (("master", "spark.master"), ("app_name", "spark.app.name"), ("app_id", "spark.app.id")):
             try:
                 facts[name] = spark.conf.get(key, None)

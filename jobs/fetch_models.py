@@ -10,6 +10,7 @@ is the former name of `--output` and still works.
 """
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import shutil
@@ -17,11 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-if __package__ in (None, ""):
-    try:
-        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
-    except ModuleNotFoundError:
-        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
+if __package__ in (None, ""):  # run as a file: a checkout's own package, else the wheel on --py-files
+    with contextlib.suppress(ModuleNotFoundError):
+        import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
 from group_appeal_spark.jobs import common
 from group_appeal_spark.lib.config import load_config, parse_override

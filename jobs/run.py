@@ -5,37 +5,38 @@
 
     group-appeal-spark run --input examples/sample_corpus.jsonl --input-format json --output out/
 
-Writes mentions/, errors/, mention_embeddings/, k_search/, clusters/, cluster_summary/, plots/ and summary.json
+Writes documents/, mentions/, errors/, mention_embeddings/, k_search/, clusters/, cluster_summary/, plots/,
+summary.json and, last, _SUCCESS.json
 under --output (columns: README.md, section 'Outputs').
 """
 
 import argparse
+import contextlib
 import sys
 
-if __package__ in (None, ""):
-    try:
-        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
-    except ModuleNotFoundError:
-        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
+if __package__ in (None, ""):  # run as a file: a checkout's own package, else the wheel on --py-files
+    with contextlib.suppress(ModuleNotFoundError):
+        import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
 from group_appeal_spark.jobs import common, storage
+from group_appeal_spark.jobs.assign import bundle_embedder, load_checked_model, run_assign
+from group_appeal_spark.jobs.cluster import TABLES as CLUSTER_TABLES
 from group_appeal_spark.jobs.cluster import run_cluster
-from group_appeal_spark.jobs.detect import run_detect
+from group_appeal_spark.jobs.detect import TABLES as DETECT_TABLES
+from group_appeal_spark.jobs.detect import finish_output, finished_output, run_detect
 from group_appeal_spark.udfs.hooks import UdfHooks
 
 log = common.log
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="group-appeal-spark run", description=__doc__.split("\n\n")[0],
-        epilog="Output tables and columns: see README.md, section 'Outputs'. Every config key: conf/defaults.yaml.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_input_args(parser)
-    common.add_model_args(parser)
-    common.add_cluster_args(parser)
-    common.add_common_args(parser)
-    return parser
+    def add_cluster_model(parser):
+        parser.add_argument("--cluster-model", metavar="FOLDER",
+                            help="cluster_model/ folder of an earlier `run` or `cluster`: assign the mentions to its "
+                            "clusters instead of searching k and fitting (same embedder required)")
+
+    return common.job_parser("run", __doc__, common.add_input_args, common.add_model_args, common.add_cluster_args,
+                             add_cluster_model, common.add_common_args)
 
 
 def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
@@ -44,12 +45,23 @@ def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
 
     def body(args):
         config, spark, bundle, timer = common.start(args, "group-appeal-spark run")
+        if args.resume and finished_output(spark, config, bundle, "run"):
+            return
+        # a bad or foreign cluster model stops the job here, before the models run
+        cluster_model = None if args.cluster_model is None else load_checked_model(
+            spark, args.cluster_model, bundle_embedder(config, bundle), "this run's embedder")
         counts = run_detect(spark, config, bundle, timer, resume=args.resume, hooks=hooks)
-        counts.update(run_cluster(spark, config, config.output.path, timer,
-                                  mode="overwrite" if args.resume else None))
+        if cluster_model is None:
+            counts.update(run_cluster(spark, config, config.output.path, timer,
+                                      mode="overwrite" if args.resume else None, bundle=bundle))
+        else:
+            counts.update(run_assign(spark, config, config.output.path, cluster_model, timer,
+                                     mode="overwrite" if args.resume else None))
         summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict(),
                    **common.run_metadata(spark, config, bundle)}
         storage.put_text(spark, common.summary_json(summary), storage.join_path(config.output.path, "summary.json"))
+        cluster_tables = CLUSTER_TABLES if cluster_model is None else ("clusters",)  # assign writes clusters/ only
+        finish_output(spark, config, bundle, "run", (*DETECT_TABLES, *cluster_tables))
         log.info("run: done: %s", {k: v for k, v in counts.items() if k != "plots"})
 
     return common.run_main("run", parser, body, argv)

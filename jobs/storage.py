@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -321,18 +322,161 @@ def check_output_writable(spark, path: str) -> None:
 
 
 def write_table(df, path: str, fmt: str, mode: str) -> None:
-    """Write one output table (``mode`` error or overwrite)."""
+    """Write one output table (``mode`` error or overwrite) so that it appears whole or not at all.
+
+    The table is written to ``<parent>/_writing-<name>/`` and then moved to ``path`` (see
+    :func:`_can_rename`): a write that fails or is killed leaves only that hidden staging folder
+    (replaced by the next attempt), and an overwrite keeps the old table until the new one is
+    complete. Where no rename is available (Spark Connect on a path only Spark reaches, or a
+    Delta table, whose log makes its commits atomic already) the table is written in place; the
+    run's ``_SUCCESS.json`` marker (:func:`check_complete`) is then what vouches for it.
+    """
+    spark = df.sparkSession
+    staged = _can_rename(spark, path) and fmt != "delta"
+    if staged and mode == "error" and path_exists(spark, path):
+        raise InputError(f"output: {path} already exists; choose another --output or pass --overwrite")
+    target = _staging_path(path) if staged else path
     # "error", not its alias "errorifexists": the Spark Connect client knows only the short name
-    writer = df.write.mode("error" if mode == "error" else "overwrite").format(fmt)
+    writer = df.write.mode("overwrite" if staged or mode != "error" else "error").format(fmt)
     if fmt == "csv":
         writer = writer.option("header", "true")
-    writer.save(path)
+    writer.save(target)
+    if staged:
+        _move_into_place(spark, target, path)
+
+
+def _staging_path(path: str) -> str:
+    parent, _, name = path.rstrip("/").rpartition("/")
+    # a leading underscore: Spark's readers (and a read of the parent) skip it
+    return join_path(parent, f"_writing-{name}") if parent else f"_writing-{name}"
+
+
+def _can_rename(spark, path: str) -> bool:
+    """Whether a finished table can be moved onto ``path`` by a rename.
+
+    Classic sessions: always (Hadoop FileSystem.rename; atomic on HDFS and local disks, a copy
+    on object stores such as S3, where the run marker is the guarantee). Spark Connect: only on
+    a ``local[...]`` server of this machine with a plain local path (Python's os.rename);
+    /Volumes and /dbfs mounts and paths only Spark reaches are written in place.
+    """
+    if not _connect(spark):
+        return True
+    local = _client_path(spark, path)
+    return local is not None and not path.startswith(("dbfs:", "/Volumes/")) and not local.startswith("/dbfs")
+
+
+def _move_into_place(spark, staged: str, path: str) -> None:
+    """Replace ``path`` by the finished table at ``staged``."""
+    if not _connect(spark):
+        src, fs = _jvm_path(spark, staged)
+        dst, _ = _jvm_path(spark, path)
+        if fs.exists(dst):
+            fs.delete(dst, True)
+        fs.mkdirs(dst.getParent())
+        # rename onto a missing path: onto an existing folder it would move the table inside it
+        if not fs.rename(src, dst):
+            raise GroupAppealSparkError(f"output: could not move the finished table {staged} to {path}")
+        return
+    src, dst = _client_path(spark, staged), _client_path(spark, path)
+    if os.path.isdir(dst):
+        shutil.rmtree(dst)
+    elif os.path.exists(dst):
+        os.unlink(dst)
+    os.rename(src, dst)
 
 
 def read_table(spark, path: str, fmt: str):
     if not path_exists(spark, path):
         raise InputError(f"{path} does not exist; run `group-appeal-spark detect` first, or give the right --input")
     return spark.read.format(fmt).load(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Run-level completion marker: written last by a job that finished; what readers check first.
+
+SUCCESS_MARKER = "_SUCCESS.json"
+
+
+def mark_started(spark, folder: str) -> None:
+    """Before a run writes into ``folder``: nothing there may look complete any more.
+
+    Removes ``_SUCCESS.json`` and ``summary.json`` of an earlier run (the latter, so the
+    folder cannot pass for an output of an older version either). On Spark Connect, for a path
+    only Spark reaches, nothing can be deleted: the marker is overwritten with
+    ``{"complete": false}`` instead, which :func:`check_complete` refuses the same way.
+    """
+    marker = join_path(folder, SUCCESS_MARKER)
+    if not _connect(spark) or _client_path(spark, folder) is not None:
+        delete(spark, marker)
+        delete(spark, join_path(folder, "summary.json"))
+        return
+    put_text(spark, json.dumps({"complete": False, "started_at": _now()}), marker)
+
+
+def mark_complete(spark, folder: str, job: str, tables, **extra) -> None:
+    """Write ``<folder>/_SUCCESS.json``: the run's last write, after every table and summary.json."""
+    from group_appeal_spark import __version__
+
+    info = {"complete": True, "job": job, "tables": sorted(tables), "finished_at": _now(),
+            "group_appeal_spark": __version__, **extra}
+    put_text(spark, json.dumps(info, indent=2, default=str), join_path(folder, SUCCESS_MARKER))
+
+
+def update_marker(spark, folder: str, *, add=(), remove=()) -> None:
+    """Add or remove tables in a complete ``_SUCCESS.json`` (cluster into its own input folder)."""
+    info = read_marker(spark, folder)
+    if info and info.get("complete") is True:
+        tables = (set(info.get("tables", ())) - set(remove)) | set(add)
+        info.update(tables=sorted(tables), updated_at=_now())
+        put_text(spark, json.dumps(info, indent=2, default=str), join_path(folder, SUCCESS_MARKER))
+
+
+def read_marker(spark, folder: str) -> dict | None:
+    """The content of ``<folder>/_SUCCESS.json``, ``{"complete": False}`` if unreadable, or None."""
+    marker = join_path(folder, SUCCESS_MARKER)
+    if not path_exists(spark, marker):
+        return None
+    try:
+        info = json.loads(get_text(spark, marker))
+    except ValueError:  # cut short while being written
+        return {"complete": False}
+    return info if isinstance(info, dict) else {"complete": False}
+
+
+def check_complete(spark, folder: str, *, needs=(), made_by: str = "detect/run") -> dict | None:
+    """Refuse to read ``folder`` unless the run that wrote it finished; returns its marker.
+
+    A finished run's last write is ``_SUCCESS.json`` with ``"complete": true``. An output
+    without it is accepted only where it has a ``summary.json`` (written last by versions before
+    the marker existed; a warning says completeness cannot be checked); anything else, an
+    interrupted or running job's output, raises one clear ``InputError``. ``needs``: tables that
+    must be there (a missing one is named).
+    """
+    if not path_exists(spark, folder):
+        raise InputError(f"{folder} does not exist; run `group-appeal-spark {made_by.split('/')[0]}` first, "
+                         f"or give the right --input")
+    rerun = "rerun it with --resume"
+    info = read_marker(spark, folder)
+    if info is None:
+        if not path_exists(spark, join_path(folder, "summary.json")):
+            raise InputError(f"{folder} is not a complete output of {made_by} (interrupted or still running?): "
+                             f"it has neither {SUCCESS_MARKER} nor summary.json; {rerun}")
+        log.warning("%s has no %s (written by an older version): accepted because it has a summary.json, "
+                    "but whether every table is complete cannot be checked", folder, SUCCESS_MARKER)
+    elif info.get("complete") is not True:
+        raise InputError(f"{folder} is not a complete output of {made_by} (interrupted or still running?): "
+                         f"its {SUCCESS_MARKER} says the run did not finish; {rerun}")
+    missing = [t for t in needs if not path_exists(spark, join_path(folder, t))]
+    if missing:
+        raise InputError(f"{folder} has no {', '.join(missing)} table; it is not an output of {made_by}, "
+                         f"or give the right --input")
+    return info
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def put_file(spark, local_file: str | Path, dest: str) -> None:

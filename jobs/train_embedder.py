@@ -16,13 +16,12 @@ writes has the layout of ``maxwlnd/cl_mention_embedding`` plus the encoder's ``c
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
-if __package__ in (None, ""):
-    try:
-        import _bootstrap  # noqa: F401 - a job file of a checkout: use the checkout's package
-    except ModuleNotFoundError:
-        pass  # the job file alone (cluster deploy mode): the package is the wheel on --py-files
+if __package__ in (None, ""):  # run as a file: a checkout's own package, else the wheel on --py-files
+    with contextlib.suppress(ModuleNotFoundError):
+        import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
 import argparse
 import logging

@@ -119,6 +119,8 @@ class OutputConfig:
     format: str = "parquet"
     mode: str = "error"
     plots: bool = True
+    progress_seconds: int = 30
+    segment_text: bool = False
 
 
 @dataclasses.dataclass

@@ -186,6 +186,8 @@ def test_cluster_job_with_a_fixed_number_of_clusters(spark, tmp_path):
 
     source, out = tmp_path / "in", tmp_path / "out"
     _embeddings(spark, 9).write.parquet(str(source / "mention_embeddings"))
+    # a finished detect/run output ends with its completion marker; cluster checks it
+    (source / "_SUCCESS.json").write_text('{"complete": true, "job": "detect", "tables": ["mention_embeddings"]}')
     assert cluster_job.main(["--input", str(source), "--output", str(out), "--n-clusters", "3",
                              "--master", "local[2]"]) == 0
     clusters = pd.read_parquet(out / "clusters").sort_values("mention_key").reset_index(drop=True)

@@ -168,6 +168,9 @@ def hand_output(tmp_path_factory, spark):
         .write.parquet(str(folder / "mention_embeddings"))
     spark.createDataFrame(mention_rows, "doc_id string, seg_idx int, span string, stance string, mention_key string") \
         .repartition(3).write.parquet(str(folder / "mentions"))
+    # a finished detect/run output ends with its completion marker; cluster checks it
+    (folder / "_SUCCESS.json").write_text(
+        '{"complete": true, "job": "detect", "tables": ["mention_embeddings", "mentions"]}')
     return folder
 
 
@@ -228,6 +231,7 @@ def test_cluster_job_without_mentions_or_dictionary_warns_and_nulls(spark, hand_
 
     old = tmp_path / "old"   # an older output: mention_embeddings/ only
     spark.read.parquet(str(hand_output / "mention_embeddings")).write.parquet(str(old / "mention_embeddings"))
+    (old / "summary.json").write_text("{}")  # older versions wrote summary.json last, and no marker
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING, logger="group_appeal_spark"):
         assert cluster_job.main(["--input", str(old), "--output", str(out), "--n-clusters", "2",

@@ -188,3 +188,21 @@ def test_defaults_yaml_names_every_valid_choice():
         documented = "\n".join(lines[above:at + 1])
         for value in choice.values():
             assert re.search(rf"\b{re.escape(value)}\b", documented), f"{key}: {value!r} not documented"
+
+
+def test_console_entry_point_fails_a_failed_job_with_an_exception(tmp_path, capsys):
+    """Databricks' python_wheel_task ignores a return value: a failed job must raise SystemExit."""
+    from importlib.metadata import entry_points
+
+    from group_appeal_spark.jobs import cli
+
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("group-appeal-spark") == "group_appeal_spark.jobs.cli:console_main"
+    with pytest.raises(SystemExit) as failed:
+        cli.console_main(["run", "--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "out"),
+                          "--models-dir", str(tmp_path / "no-models")])
+    assert failed.value.code == 2 and "error" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as unknown:
+        cli.console_main(["frobnicate"])
+    assert unknown.value.code == 2
+    assert cli.console_main(["--version"]) is None  # success: returns, no exception

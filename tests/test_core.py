@@ -292,6 +292,9 @@ def test_spark_schemas_are_derived_from_the_record_dataclasses():
         T.StructField("prob_negative", T.DoubleType(), False),
         T.StructField("prob_neutral", T.DoubleType(), False),
         T.StructField("mention_key", T.StringType(), False),
+        T.StructField("score", T.DoubleType(), False),
+        T.StructField("seg_start", T.IntegerType(), False),
+        T.StructField("seg_end", T.IntegerType(), False),
     ])
     document = T.StructType([
         T.StructField("appeals", T.ArrayType(appeal, containsNull=False), True),
@@ -308,9 +311,10 @@ def test_mentions_columns_and_empty_appeals_type_are_derived():
     from group_appeal_spark.jobs.transforms.appeals import APPEALS_ARRAY, MENTION_COLUMNS
 
     assert APPEALS_ARRAY == ("array<struct<seg_idx:int,span:string,start:int,end:int,stance:string,"
-                             "prob_positive:double,prob_negative:double,prob_neutral:double,mention_key:string>>")
+                             "prob_positive:double,prob_negative:double,prob_neutral:double,mention_key:string,"
+                             "score:double,seg_start:int,seg_end:int>>")
     assert MENTION_COLUMNS == ["seg_idx", "span", "start", "end", "stance", "prob_positive", "prob_negative",
-                               "prob_neutral", "mention_key"]
+                               "prob_neutral", "mention_key", "score", "seg_start", "seg_end"]
 
 
 @pytest.mark.parametrize("hint, match", [

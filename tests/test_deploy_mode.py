@@ -68,3 +68,32 @@ def test_run_job_file_alone_processes_the_corpus(wheel, tmp_path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["input_rows"] == 40 and summary["documents_ok"] == 40 and summary["mentions"] > 0
+
+
+@pytest.mark.parametrize("folder, shared", [
+    ("/Volumes/main/models/group-appeal/roberta", True), ("/dbfs/models/x", True), ("dbfs:/models/x", True),
+    ("/home/me/models/x", False), ("/tmp/Volumes/x", False), ("hdfs:///models/x", False)])
+def test_ship_auto_reads_databricks_shared_storage_in_place(folder, shared):
+    from group_appeal_spark.udfs.shipping import on_shared_storage
+
+    assert on_shared_storage(folder) is shared
+
+
+def test_ship_auto_does_not_copy_models_from_volumes(spark, monkeypatch, tmp_path):
+    """On a cluster, models under /Volumes are read in place; others are shipped as files."""
+    from group_appeal_spark.lib.models.bundle import ModelBundle
+    from group_appeal_spark.udfs import shipping
+
+    monkeypatch.setattr(spark.sparkContext, "master", "spark://cluster:7077")
+    added = []
+    monkeypatch.setattr(type(spark.sparkContext), "addFile", lambda self, path, recursive=False: added.append(path))
+    volumes = ModelBundle(folders={"detector": "/Volumes/main/models/det", "stance": "/dbfs/models/st"},
+                          ids={"detector": "a", "stance": "b"})
+    assert shipping.ship_models(spark, volumes, "auto") is volumes
+    assert added == []
+    # the same on a folder of the driver's own disk: shipped, file by file
+    (tmp_path / "det").mkdir()
+    (tmp_path / "det" / "config.json").write_text("{}")
+    local = ModelBundle(folders={"detector": str(tmp_path / "det")}, ids={"detector": "volumes-test"})
+    shipped = shipping.ship_models(spark, local, "auto")
+    assert shipped.shipped_files and len(added) == 1 and added[0].endswith("--detector--config.json")

@@ -27,7 +27,11 @@ def ours(hub_cache):
 
 @pytest.fixture(scope="module")
 def reference(hub_cache):
-    ref = pytest.importorskip("group_appeal_detector")
+    ref = pytest.importorskip(
+        "group_appeal_detector",
+        reason="group-appeal-detector 0.3.0 is not installed (it needs transformers>=5.5); "
+        "test_recorded_outputs.py covers this line",
+    )
     return ref.GroupAppealDetector(device="cpu")
 
 

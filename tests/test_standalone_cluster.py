@@ -1,12 +1,24 @@
 """A real multi-process Spark cluster: a standalone master and worker on 127.0.0.1.
 
-spark-submit's ``--master`` must win over the job's own defaults: the application registers with
-the master and its tasks run in executors on the worker, not in the driver. Models reach the
-executors as shipped files (a cluster master refuses a local directory).
+What a user's cluster looks like: spark-submit's ``--master`` wins over the job's own defaults,
+the application registers with the master and its tasks run in executors on the worker, each
+in its own working folder. Driver and executors run an interpreter that cannot see the project
+(tests/support/sitecustomize.py hides every copy that is not an archive on sys.path); the job
+file lies alone in an empty folder and the package comes only from the wheel on ``--py-files``,
+which the driver ships again as a .zip (``udfs/shipping.py`` ``ship_own_package``). The models
+reach the executors as shipped files (``models.ship: auto`` is ``files`` on a cluster master),
+each fetched once per executor. A Python worker killed while it runs the models costs one task
+attempt, not the job, and not a digit of the outputs.
+
+One undisturbed cluster run is the reference of every test here: against a local run of the
+same job, and against the run whose worker was killed.
 """
 
+import collections
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyspark
 import pytest
@@ -22,7 +35,15 @@ import pytest
 pytestmark = pytest.mark.spark
 
 ROOT = Path(__file__).resolve().parents[1]
+SUPPORT = Path(__file__).resolve().parent / "support"
 SPARK_BIN = Path(pyspark.__file__).parent / "bin"
+APP_NAME = "group-appeal-spark run"
+JOB_ARGS = ["--input-format", "json", "--carry-cols", "party", "--tiny-models", "--k-min", "2", "--k-max", "3"]
+MENTION_KEYS = ["doc_id", "seg_idx", "start", "end"]
+# "Utils: Fetching spark://host:port/files/NAME to /local/tmp/file": one line per download
+FETCHED = re.compile(r"Utils: Fetching \S+/files/(\S+) to ")
+RUNNING = re.compile(r"Running task (\S+) in stage (\S+) \(TID (\d+)\)")
+FINISHED = re.compile(r"Finished task \S+ in stage \S+ \(TID (\d+)\)")
 
 
 def _free_port() -> int:
@@ -69,7 +90,8 @@ def standalone(tmp_path_factory):
                 pytest.fail("the standalone master and worker did not come up:\n"
                             + (folder / "master.log").read_text()[-2000:] + (folder / "worker.log").read_text()[-2000:])
             time.sleep(1)
-        yield {"master": f"spark://127.0.0.1:{port}", "ui": ui, "work": folder / "work"}
+        # spark-class execs the JVM, so the worker's pid is the parent of its executors' JVMs
+        yield {"master": f"spark://127.0.0.1:{port}", "ui": ui, "work": folder / "work", "worker_pid": procs[1].pid}
     finally:
         for p in procs:
             try:
@@ -83,37 +105,246 @@ def standalone(tmp_path_factory):
                 os.killpg(p.pid, signal.SIGKILL)
 
 
-def test_spark_submit_master_wins_and_tasks_run_on_the_worker(standalone, spark, tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            str(ROOT), "-w", str(out)], capture_output=True, text=True, timeout=300,
+                           cwd=tmp_path_factory.mktemp("build-cwd"))
+    assert build.returncode == 0, build.stderr[-3000:]
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    return next(out.glob("group_appeal_spark-*.whl"))
+
+
+def _submit(standalone, wheel, folder: Path) -> subprocess.Popen:
+    """spark-submit the run job as cluster deploy mode would see it: the job file alone, the wheel."""
+    job_dir = folder / "job"
+    job_dir.mkdir()
+    shutil.copy(ROOT / "jobs" / "run.py", job_dir / "run.py")
+    env = {**os.environ, "PYTHONPATH": str(SUPPORT), "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    log = open(folder / "driver.log", "w")
+    try:
+        return subprocess.Popen(
+            [str(SPARK_BIN / "spark-submit"), "--master", standalone["master"], "--py-files", str(wheel),
+             "--conf", "spark.executor.memory=1g", "--conf", "spark.executorEnv.HF_HUB_OFFLINE=1",
+             "--conf", "spark.executorEnv.PYTHONPATH=" + str(SUPPORT),
+             "run.py", "--input", str(ROOT / "examples" / "sample_corpus.jsonl"), "--output", str(folder / "out"),
+             *JOB_ARGS],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=job_dir, start_new_session=True)
+    finally:
+        log.close()
+
+
+def _finish(proc: subprocess.Popen, standalone, folder: Path, seconds: float = 400) -> dict:
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log = (folder / "driver.log").read_text()
+    assert proc.returncode == 0, log[-4000:]
+    found = re.search(r"Connected to Spark cluster with app ID (app-\S+)", log)
+    assert found, "the application never registered with the standalone master:\n" + log[-3000:]
+    app_dir = standalone["work"] / found.group(1)
+    return {"out": folder / "out", "log": log, "app_id": found.group(1), "app_dir": app_dir,
+            "executor_dirs": sorted(p.parent for p in app_dir.glob("*/stderr"))}
+
+
+@pytest.fixture(scope="module")
+def reference_runs(standalone, wheel, spark, tmp_path_factory):
+    """The undisturbed cluster run, the reference of every test here, and the same job run locally.
+
+    The local run (in the test session, models read in place: ship auto is path there) goes on
+    while the cluster runs: each keeps about one core busy.
+    """
     from group_appeal_spark.jobs import run as run_job
 
-    out = tmp_path / "cluster-out"
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "SPARK_LOCAL_IP": "127.0.0.1"}
-    args = ["--input", str(ROOT / "examples" / "sample_corpus.jsonl"), "--input-format", "json",
-            "--carry-cols", "party", "--tiny-models", "--k-min", "2", "--k-max", "3"]
-    proc = subprocess.run(
-        [str(SPARK_BIN / "spark-submit"), "--master", standalone["master"],
-         "--conf", "spark.executor.memory=1g", "--conf", "spark.executorEnv.HF_HUB_OFFLINE=1",
-         str(ROOT / "jobs" / "run.py"), "--output", str(out), *args],
-        capture_output=True, text=True, env=env, timeout=400, cwd=tmp_path)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
+    folder = tmp_path_factory.mktemp("cluster-run")
+    proc = _submit(standalone, wheel, folder)
+    try:
+        local = tmp_path_factory.mktemp("local-run") / "out"
+        assert run_job.main(["--input", str(ROOT / "examples" / "sample_corpus.jsonl"), "--output", str(local),
+                             *JOB_ARGS]) == 0
+        return _finish(proc, standalone, folder), local
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def cluster_run(reference_runs):
+    return reference_runs[0]
+
+
+@pytest.fixture(scope="module")
+def local_run(reference_runs):
+    return reference_runs[1]
+
+
+def _mentions(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / "mentions").sort_values(MENTION_KEYS).reset_index(drop=True)
+
+
+def _by_key(out: Path, table: str) -> pd.DataFrame:
+    return pd.read_parquet(out / table).sort_values("mention_key").reset_index(drop=True)
+
+
+def _assert_same_outputs(got: Path, want: Path, atol: float) -> None:
+    """mentions (every column), mention_embeddings and clusters agree; floats within ``atol``."""
+    g, w = _mentions(got), _mentions(want)
+    assert len(g) > 0 and sorted(g.columns) == sorted(w.columns)
+    pd.testing.assert_frame_equal(g, w[g.columns.tolist()], check_exact=atol == 0, rtol=0, atol=atol)
+
+    g, w = _by_key(got, "mention_embeddings"), _by_key(want, "mention_embeddings")
+    pd.testing.assert_frame_equal(g.drop(columns="embedding"), w.drop(columns="embedding"))
+    np.testing.assert_allclose(np.stack(g["embedding"]), np.stack(w["embedding"]), rtol=0, atol=atol)
+
+    # k-means is seeded (clustering.random_state): the same embeddings give the same cluster ids
+    g, w = _by_key(got, "clusters"), _by_key(want, "clusters")
+    pd.testing.assert_frame_equal(g, w, check_exact=atol == 0, rtol=0, atol=atol)
+    assert g["cluster_id"].nunique() >= 2
+
+
+def test_spark_submit_master_wins_and_tasks_run_on_the_worker(standalone, cluster_run):
+    log = cluster_run["log"]
     # the driver did not start a local executor of its own
     assert "Starting executor ID driver" not in log
-    apps = [a for a in _master_state(standalone["ui"])["completedapps"] if a["name"] == "group-appeal-spark run"]
-    assert apps, "the application never registered with the standalone master"
-    app_dir = standalone["work"] / apps[-1]["id"]
-    executor_logs = list(app_dir.glob("*/stderr"))
-    assert executor_logs and any("Running task" in p.read_text() for p in executor_logs)
-    # the models reached the executor as shipped files, laid out again by role
-    assert any(app_dir.glob("*/gas-models-*/detector/model.safetensors"))
-    summary = json.loads((out / "summary.json").read_text())
+    apps = [a["id"] for a in _master_state(standalone["ui"])["completedapps"] if a["name"] == APP_NAME]
+    assert cluster_run["app_id"] in apps
+    assert cluster_run["executor_dirs"], f"no executor folder under {cluster_run['app_dir']}"
+    assert all("Running task" in (d / "stderr").read_text() for d in cluster_run["executor_dirs"])
+    summary = json.loads((cluster_run["out"] / "summary.json").read_text())
     assert summary["input_rows"] == 40 and summary["documents_ok"] == 40
+    assert summary["spark"]["master"] == standalone["master"]
 
-    # the same job in the local test session gives the same mentions
-    local = tmp_path / "local-out"
-    assert run_job.main(["--output", str(local), *args]) == 0
-    cols = ["doc_id", "party", "seg_idx", "span", "start", "end", "stance", "mention_key"]
-    got = pd.read_parquet(out / "mentions")[cols].sort_values(cols).reset_index(drop=True)
-    want = pd.read_parquet(local / "mentions")[cols].sort_values(cols).reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, want)
+
+def test_the_package_reaches_the_executors_only_as_the_wheel_shipped_as_a_zip(cluster_run, wheel):
+    assert "shipping this package to the executors as " + wheel.stem + ".zip" in cluster_run["log"]
+    for folder in cluster_run["executor_dirs"]:
+        fetched = FETCHED.findall((folder / "stderr").read_text())
+        assert fetched.count(wheel.stem + ".zip") == 1, fetched
+        assert (folder / (wheel.stem + ".zip")).is_file()
+        # nothing of the checkout in the executor's working folder: it holds only fetched files
+        assert not list(folder.glob("*.py")) and not (folder / "group_appeal_spark").exists()
+
+
+def test_outputs_equal_a_local_run(cluster_run, local_run):
+    _assert_same_outputs(cluster_run["out"], local_run, atol=1e-6)
+
+
+def test_each_executor_fetches_each_model_file_once(cluster_run):
+    for folder in cluster_run["executor_dirs"]:
+        fetched = collections.Counter(n for n in FETCHED.findall((folder / "stderr").read_text())
+                                      if n.startswith("gas-models-"))
+        assert fetched and set(fetched.values()) == {1}, fetched
+        # SparkFiles' root is the executor's working folder: one laid-out bundle, whole
+        bundles = [p for p in folder.glob("gas-models-*") if p.is_dir()]
+        assert len(bundles) == 1, sorted(p.name for p in folder.iterdir())
+        assert (bundles[0] / "_COMPLETE").is_file()
+        assert not list(folder.glob(".gas-models-*")), "a half-built bundle folder was left behind"
+        assert {p.name for p in bundles[0].iterdir() if p.is_dir()} == {
+            "detector", "detector_tokenizer", "stance", "embedder", "embedder_config"}
+        # every file of the layout is one of the fetched files, and every fetched file is used
+        linked = {Path(os.readlink(p)) for p in bundles[0].rglob("*") if p.is_symlink()}
+        assert {p.name for p in linked} == set(fetched)
+        assert all(p.parent == folder and p.is_file() for p in linked)
+
+
+def _processes() -> dict[int, tuple[int, str, int]]:
+    """pid -> (parent pid, command line, CPU ticks used) of every process on this machine."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces
+        table[int(entry.name)] = (int(fields[1]), cmd, int(fields[11]) + int(fields[12]))
+    return table
+
+
+def _model_workers(worker_pid: int) -> tuple[dict[int, int], list[int], set[str]]:
+    """This cluster's Python workers that have loaded torch ({pid: CPU ticks}), their daemons, the apps.
+
+    The chain is the standalone worker JVM -> the executor JVM (CoarseGrainedExecutorBackend)
+    -> ``pyspark.daemon`` -> the workers it forks (``spark.python.worker.reuse``). The test
+    session's own local-mode workers hang from its own driver JVM, never from this chain. torch
+    is imported only inside the model UDFs, so a worker with libtorch mapped runs (or ran) models.
+    """
+    table = _processes()
+    executors = {pid: cmd for pid, (ppid, cmd, _) in table.items()
+                 if ppid == worker_pid and "CoarseGrainedExecutorBackend" in cmd}
+    apps = {m.group(1) for cmd in executors.values() for m in [re.search(r"--app-id (\S+)", cmd)] if m}
+    daemons = [pid for pid, (ppid, cmd, _) in table.items() if ppid in executors and "pyspark.daemon" in cmd]
+    workers = {}
+    for pid, (ppid, _, ticks) in table.items():
+        if ppid in daemons:
+            try:
+                if "libtorch" in Path(f"/proc/{pid}/maps").read_text():
+                    workers[pid] = ticks
+            except OSError:
+                pass
+    return workers, daemons, apps
+
+
+def _running_tids(stderr: Path) -> dict[str, str]:
+    """TID -> "task T in stage S" of the tasks the executor log shows started and not finished."""
+    text = stderr.read_text() if stderr.is_file() else ""
+    done = set(FINISHED.findall(text))
+    return {tid: f"task {task} in stage {stage}" for task, stage, tid in RUNNING.findall(text) if tid not in done}
+
+
+def test_a_python_worker_killed_while_it_runs_the_models_costs_one_task_attempt(
+        standalone, wheel, cluster_run, tmp_path):
+    proc = _submit(standalone, wheel, tmp_path)
+    killed = None
+    try:
+        deadline = time.monotonic() + 300
+        seen: dict[int, int] = {}
+        while killed is None:
+            assert proc.poll() is None, ("the job ended before a Python worker ran the models:\n"
+                                         + (tmp_path / "driver.log").read_text()[-3000:])
+            assert time.monotonic() < deadline, "no Python worker of the cluster ever loaded the models"
+            workers, daemons, apps = _model_workers(standalone["worker_pid"])
+            # busy: it used CPU since the last look, so it is inside a task, not idle in the pool
+            busy = [pid for pid, ticks in workers.items() if pid in seen and ticks > seen[pid]]
+            stderrs = [p for app in apps for p in (standalone["work"] / app).glob("*/stderr")]
+            running = {tid: what for s in stderrs for tid, what in _running_tids(s).items()}
+            if busy and running:
+                os.kill(busy[0], signal.SIGKILL)
+                killed = (busy[0], running, daemons)
+            seen = workers
+            time.sleep(0.2)
+        # the executors' Python workers run the interpreter that cannot see the project
+        for daemon in killed[2]:
+            environ = Path(f"/proc/{daemon}/environ").read_bytes().split(b"\0")
+            assert any(v.startswith(b"PYTHONPATH=") and str(SUPPORT).encode() in v for v in environ), environ
+        run = _finish(proc, standalone, tmp_path)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    pid, running, _ = killed
+    log = run["log"]
+    # the task that was running when the worker died was lost, then retried and the job went on
+    lost = re.findall(r"Lost task (\S+) in stage (\S+) \(TID (\d+)\)", log)
+    assert lost, f"killed worker {pid} while {sorted(running.values())} ran, but no task was lost:\n" + log[-3000:]
+    assert {tid for _, _, tid in lost} <= set(running), (lost, running)
+    assert "Python worker exited unexpectedly" in log
+    # and it was lost inside a model stage of the job (the jobs log where each stage starts)
+    before = log[:log.index("Lost task")]
+    assert re.findall(r"group_appeal_spark: stage (\S+): started", before)[-1] in ("detect", "embed"), before[-3000:]
+    executor_logs = "".join((d / "stderr").read_text() for d in run["executor_dirs"])
+    for task, stage, _ in lost:
+        attempt = task.rsplit(".", 1)
+        retry = f"{attempt[0]}.{int(attempt[1]) + 1}"
+        assert f"Running task {retry} in stage {stage}" in executor_logs, f"task {task} of stage {stage} not retried"
+        assert f"Finished task {retry} in stage {stage}" in executor_logs
+    # the new Python worker found the models already on the executor: still fetched once each
+    for folder in run["executor_dirs"]:
+        fetched = collections.Counter(FETCHED.findall((folder / "stderr").read_text()))
+        assert fetched and set(fetched.values()) == {1}, fetched
+    _assert_same_outputs(run["out"], cluster_run["out"], atol=0)

@@ -37,6 +37,15 @@ def connect_server_is_local(spark) -> bool:
         return False
 
 
+# Folders that every node of a Databricks cluster mounts under the same path.
+SHARED_STORAGE_PREFIXES = ("/Volumes/", "/dbfs/", "dbfs:/")
+
+
+def on_shared_storage(folder) -> bool:
+    """Whether a model folder is on storage that every executor reads under the same path."""
+    return str(folder).startswith(SHARED_STORAGE_PREFIXES)
+
+
 def ship_models(spark, bundle: ModelBundle, mode: str) -> ModelBundle:
     """Make the bundle's folders reachable from every executor; returns the bundle to capture.
 
@@ -46,16 +55,20 @@ def ship_models(spark, bundle: ModelBundle, mode: str) -> ModelBundle:
     ``SparkContext.addFile`` on a classic session; on Spark Connect, where the client has no
     SparkContext, ``spark.addArtifacts(..., file=True)`` uploads them to the server (once per
     Connect session: artifacts belong to the session), and executors find them with
-    ``SparkFiles.get`` in the session's own files folder. ``auto``: ``path`` for a
-    ``local[...]`` master (on Connect: a ``local[...]`` server on this machine, see
-    :func:`connect_server_is_local`), else ``files``.
+    ``SparkFiles.get`` in the session's own files folder. ``auto``: ``path`` when every model
+    folder is on storage every node mounts (Databricks ``/Volumes/...`` and ``/dbfs/...``, see
+    :func:`on_shared_storage`) or for a ``local[...]`` master (on Connect: a ``local[...]``
+    server on this machine, see :func:`connect_server_is_local`), else ``files``.
     """
     import dataclasses
 
     connect = is_connect(spark)
     if mode == "auto":
-        local = connect_server_is_local(spark) if connect else spark.sparkContext.master.startswith("local")
-        mode = "path" if local else "files"
+        if all(on_shared_storage(folder) for folder in bundle.folders.values()):
+            mode = "path"  # copying gigabytes through every executor's local disk buys nothing
+        else:
+            local = connect_server_is_local(spark) if connect else spark.sparkContext.master.startswith("local")
+            mode = "path" if local else "files"
     if mode == "path":
         return bundle
     owner = spark.session_id if connect else spark.sparkContext.applicationId

@@ -150,6 +150,34 @@ def _smooth_positions(weight, pad_token_id):
         weight[: pad_token_id + 1].zero_()  # ids <= padding_idx are never positions of tokens
 
 
+def _transformers_major():
+    import transformers
+
+    return int(transformers.__version__.split(".", 1)[0])
+
+
+def _redraw_in_transformers_5_order(model, seed):
+    """Redraw a transformers 4.x RoBERTa's weights in the order transformers 5 draws them.
+
+    transformers 5 registers ``RobertaEmbeddings.position_embeddings`` after ``LayerNorm`` (4.x:
+    second), so the same seed gave other weights under 4.x. Replaying 5.x's draws (construction,
+    then the base model's ``post_init``, then the head's) makes both lines write the same bytes,
+    so outputs recorded on 5.x can be checked on 4.x.
+    """
+    import torch
+
+    embeddings = model.roberta.embeddings
+    embeddings._modules["position_embeddings"] = embeddings._modules.pop("position_embeddings")
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for module in model.roberta.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        model.roberta.apply(model.roberta._init_weights)
+        model.classifier.reset_parameters()
+        model._init_weights(model.classifier)
+
+
 def detector_model(vocab_size, seed, *, size=TINY_SIZE, smooth_positions=True):
     """A random, uncalibrated ``RobertaForTokenClassification`` with :data:`DETECTOR_LABELS`."""
     from transformers import RobertaForTokenClassification
@@ -163,6 +191,8 @@ def detector_model(vocab_size, seed, *, size=TINY_SIZE, smooth_positions=True):
     )
     with _ForkedSeed(seed):
         model = RobertaForTokenClassification(config)
+        if _transformers_major() < 5:
+            _redraw_in_transformers_5_order(model, seed)
         if smooth_positions:
             _smooth_positions(model.roberta.embeddings.position_embeddings.weight, config.pad_token_id)
     return model

@@ -5,6 +5,7 @@
 >>> embeddings = embed_mentions(appeals.mentions, config)
 >>> clusters = cluster_mentions(embeddings, config)      # clusters + k_search DataFrames
 >>> summary = cluster_summary(clusters.clusters, appeals.mentions)  # one row per cluster
+>>> assigned = assign_clusters(embeddings, "out/cluster_model")  # saved centroids, no refit
 
 Transforms do no I/O of their own: reading and writing are in ``jobs/storage.py``.
 """
@@ -18,6 +19,7 @@ from group_appeal_spark.jobs.transforms.appeals import (  # noqa: F401
 )
 from group_appeal_spark.jobs.transforms.clusters import (  # noqa: F401
     ClusterResult,
+    assign_clusters,
     cluster_mentions,
     cluster_summary,
 )

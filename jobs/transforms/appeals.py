@@ -1,7 +1,7 @@
 """The DataFrame transforms of the jobs, usable directly from a notebook.
 
 >>> from group_appeal_spark import detect_appeals, embed_mentions, cluster_mentions
->>> appeals = detect_appeals(docs_df, config)            # mentions + errors DataFrames
+>>> appeals = detect_appeals(docs_df, config)            # mentions, errors, documents DataFrames
 >>> embeddings = embed_mentions(appeals.mentions, config)
 >>> clusters = cluster_mentions(embeddings, config)      # clusters + k_search DataFrames
 
@@ -34,15 +34,22 @@ DOC_ID = "doc_id"
 # part of it) casts an empty array to the UDF's appeals type for rows withheld from the models.
 APPEALS_ARRAY = DOCUMENT_RESULT_TYPE["appeals"].dataType.simpleString()
 MENTION_COLUMNS = APPEAL_TYPE.fieldNames()
+STANCES = ("positive", "negative", "neutral")
+# the documents table after doc_id and the carried columns
+DOCUMENT_COLUMNS = ["n_segments", "n_mentions", *(f"n_{s}" for s in STANCES), "error"]
 
 
 @dataclasses.dataclass
 class AppealsResult:
     """What ``detect_appeals`` returns: lazily computed tables over one cached pass of the models."""
 
-    mentions: DataFrame  # doc_id, carried columns, seg_idx, span, start, end, stance, prob_*, mention_key
+    # doc_id, carried columns, MENTION_COLUMNS (seg_idx ... mention_key, score, seg_start, seg_end),
+    # then segment_text with output.segment_text
+    mentions: DataFrame
     errors: DataFrame    # doc_id, carried columns, stage, error
-    documents: DataFrame  # doc_id, n_segments, n_mentions, error: one row per input row (cached)
+    # doc_id, carried columns, n_segments, n_mentions, n_positive, n_negative, n_neutral, error:
+    # one row per input row (DOCUMENT_COLUMNS)
+    documents: DataFrame
     cached: DataFrame | None = None  # the persisted model results behind the three
 
     def release(self) -> None:
@@ -185,17 +192,43 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
     # row, even under when()), and its own reason replaces the UDF's.
     known_bad = F.struct(F.array().cast(APPEALS_ARRAY).alias("appeals"), F.lit(0).alias("n_segments"),
                          F.col(INPUT_ERROR).alias("error"), F.lit("input").alias("error_stage"))
-    results = docs.select(DOC_ID, *carried, INPUT_ERROR, find(F.col("__text")).alias("r0")).select(
-        DOC_ID, *carried, F.when(F.col(INPUT_ERROR).isNotNull(), known_bad).otherwise(F.col("r0")).alias("r"))
-    # One pass of the models feeds mentions, errors and the counts.
+    with_text = config.output.segment_text
+    results = docs.select(DOC_ID, *carried, INPUT_ERROR, *(["__text"] if with_text else []),
+                          find(F.col("__text")).alias("r0")).select(
+        DOC_ID, *carried, *(["__text"] if with_text else []),
+        F.when(F.col(INPUT_ERROR).isNotNull(), known_bad).otherwise(F.col("r0")).alias("r"))
+    if with_text:
+        results = _with_segment_texts(results).drop("__text")
+    # One pass of the models feeds mentions, errors and the documents table.
     results = results.persist(StorageLevel.MEMORY_AND_DISK)
+    extra = ["segment_text"] if with_text else []
     mentions = results.select(DOC_ID, *carried, F.explode("r.appeals").alias("a")) \
-        .select(DOC_ID, *carried, *[F.col(f"a.{c}").alias(c) for c in MENTION_COLUMNS])
+        .select(DOC_ID, *carried, *[F.col(f"a.{c}").alias(c) for c in MENTION_COLUMNS + extra])
     errors = results.where(F.col("r.error").isNotNull()) \
         .select(DOC_ID, *carried, F.col("r.error_stage").alias("stage"), F.col("r.error").alias("error"))
-    documents = results.select(DOC_ID, F.col("r.n_segments").alias("n_segments"),
-                               F.size("r.appeals").alias("n_mentions"), F.col("r.error").alias("error"))
+    documents = results.select(
+        DOC_ID, *carried, F.col("r.n_segments").alias("n_segments"), F.size("r.appeals").alias("n_mentions"),
+        *[_count_stance(s).alias(f"n_{s}") for s in STANCES], F.col("r.error").alias("error"))
     return AppealsResult(mentions, errors, documents, results)
+
+
+def _count_stance(stance: str):
+    """The number of a document's appeals with this stance, from its appeals array (no model pass)."""
+    return F.size(F.filter("r.appeals", lambda a: a["stance"] == F.lit(stance)))
+
+
+def _with_segment_texts(results: DataFrame) -> DataFrame:
+    """Give each appeal ``segment_text``, cut from ``__text`` with its segment's offsets.
+
+    Cut on the JVM side from the document text the UDF was given, so the UDF and runs without
+    ``output.segment_text`` are unchanged. Spark's substring counts code points, as Python's
+    str offsets do, so this is exactly ``text[seg_start:seg_end]``; rows withheld from the models
+    have no appeals (and a null text).
+    """
+    def cut(a):
+        return a.withField("segment_text", F.col("__text").substr(a["seg_start"] + 1, a["seg_end"] - a["seg_start"]))
+
+    return results.withColumn("r", F.col("r").withField("appeals", F.transform("r.appeals", cut)))
 
 
 def distinct_mentions(mentions: DataFrame) -> DataFrame:

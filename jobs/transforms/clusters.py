@@ -41,6 +41,8 @@ class ClusterResult:
     k_search: DataFrame   # k, metric, score, estimated, n_points, chosen
     best_k: int | None
     skipped: str | None = None  # why there is no clustering (too few unique mentions)
+    # (best_k, n_features) centroids of the driver backend; None: derive them from the clusters
+    centroids: np.ndarray | None = None
 
 
 def cluster_mentions(embeddings: DataFrame, config=None, *, progress=None) -> ClusterResult:
@@ -169,7 +171,118 @@ def _cluster_on_driver(embeddings: DataFrame, cfg, progress) -> ClusterResult:
         scores = k_search_frame(spark, result.scores, best_k)
     model = MentionKMeans(best_k, random_state=cfg.random_state).fit(X, sample_weight=weights)
     pdf = pdf.assign(cluster_id=model.labels_.astype("int32"), distance_to_centroid=model.distances_.astype(float))
-    return ClusterResult(_clusters_frame(spark, pdf), scores, best_k, plan.skipped)
+    return ClusterResult(_clusters_frame(spark, pdf), scores, best_k, plan.skipped, model.cluster_centers_)
+
+
+ASSIGNED_SCHEMA = ("mention_key string, mention string, count long, cluster_id int, distance_to_centroid double, "
+                   "label string")
+
+
+def fitted_cluster_model(result: ClusterResult, embeddings: DataFrame, summary: DataFrame, *, selection: dict,
+                         embedder: dict | None, key_normalisation: dict, created_by: dict | None = None):
+    """lib's :class:`ClusterModel` of a clustering ``result`` (which must have clustered: ``best_k`` set).
+
+    The centroids are the driver backend's own; for the Spark ML backend, the count-weighted
+    mean embedding of each cluster (what its centres converge to), aggregated on the cluster.
+    ``summary`` is :func:`cluster_summary`'s table (k rows; its ``label`` column gives the
+    labels). The fit-time keys and ids reach the driver: one short row per distinct mention.
+    """
+    from group_appeal_spark.lib.clustering.model import ClusterModel
+
+    k = int(result.best_k)
+    centroids = result.centroids if result.centroids is not None else _mean_centroids(result.clusters, embeddings, k)
+    labels = dict(summary.select("cluster_id", "label").toPandas().itertuples(index=False, name=None))
+    fitted = result.clusters.select("mention_key", "cluster_id").toPandas().sort_values("mention_key", kind="stable")
+    return ClusterModel(centroids=np.asarray(centroids), labels=tuple(labels.get(i) for i in range(k)),
+                        mention_keys=tuple(fitted["mention_key"].tolist()),
+                        key_cluster_ids=fitted["cluster_id"].to_numpy(dtype=np.int32), selection=selection,
+                        embedder=embedder, key_normalisation=key_normalisation, created_by=created_by or {})
+
+
+def _mean_centroids(clusters: DataFrame, embeddings: DataFrame, k: int) -> np.ndarray:
+    """(k, n_features) count-weighted mean embedding per cluster id (a Spark aggregation; k x n_features rows back)."""
+    parts = clusters.select("mention_key", "cluster_id", "count").join(
+        embeddings.select("mention_key", "embedding"), "mention_key")
+    sums = parts.select("cluster_id", "count", F.posexplode("embedding").alias("pos", "value")) \
+        .groupBy("cluster_id", "pos").agg((F.sum(F.col("value") * F.col("count")) / F.sum("count")).alias("mean")) \
+        .toPandas()
+    dim = int(sums["pos"].max()) + 1 if len(sums) else 0
+    centroids = np.zeros((k, dim), dtype=np.float32)
+    centroids[sums["cluster_id"].to_numpy(), sums["pos"].to_numpy()] = sums["mean"].to_numpy()
+    empty = sorted(set(range(k)) - set(sums["cluster_id"].tolist()))
+    if empty:
+        log.warning("cluster model: clusters %s have no mention; their centroids are saved as zero vectors", empty)
+    return centroids
+
+
+def assign_clusters(embeddings: DataFrame, cluster_model, config=None) -> DataFrame:
+    """Put distinct mentions in the clusters of a saved cluster model, without refitting.
+
+    Parameters
+    ----------
+    embeddings : DataFrame
+        ``mention_key``, ``mention``, ``count``, ``embedding`` (the ``mention_embeddings``
+        table of ``detect`` or ``run``), made with the model's embedder: the caller checks
+        that (the job compares summary.json's ``models.embedder``).
+    cluster_model : ClusterModel or str or Path
+        lib's :class:`~group_appeal_spark.lib.clustering.model.ClusterModel`, or a local
+        ``cluster_model/`` folder to load.
+    config : JobConfig, optional
+        Validated like the other transforms' (nothing in it changes the assignment).
+
+    Returns
+    -------
+    DataFrame
+        ``clusters``: ``mention_key``, ``mention``, ``count``, ``cluster_id`` (the nearest
+        centroid, ties to the lowest id; a key the model was fitted on keeps its fit-time id),
+        ``distance_to_centroid`` (Euclidean, to that cluster's centroid) and ``label`` (the
+        cluster's label in the model). Lazy: computed on the executors by a pandas UDF with the
+        centroids captured in its closure; only the fit-time keys travel as a joined table.
+    """
+    from group_appeal_spark.lib.clustering.model import ClusterModel, load_cluster_model
+
+    _config(config)
+    model = cluster_model if isinstance(cluster_model, ClusterModel) else load_cluster_model(cluster_model)
+    missing = [c for c in ("mention_key", "mention", "count", "embedding") if c not in embeddings.columns]
+    if missing:
+        raise InputError(f"embeddings lack column(s) {missing}; they have {embeddings.columns}")
+    spark = embeddings.sparkSession
+    for row in embeddings.select(F.size("embedding").alias("n")).distinct().limit(3).collect():
+        model.check_dimension(row["n"], "the input's embeddings")
+    fitted = spark.createDataFrame(
+        pd.DataFrame({"mention_key": list(model.mention_keys), "__fit_id": model.key_cluster_ids.astype("int32")}),
+        "mention_key string, __fit_id int")
+    rows = embeddings.select("mention_key", "mention", F.col("count").cast("long").alias("count"), "embedding") \
+        .join(fitted, "mention_key", "left")
+    return rows.mapInPandas(_assign_batches(model.centroids, list(model.labels)), ASSIGNED_SCHEMA)
+
+
+def _assign_batches(centroids: np.ndarray, labels: list):
+    """The mapInPandas function of :func:`assign_clusters`, closing over the (small) centroids and labels."""
+    centroids = np.asarray(centroids)
+    columns = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid", "label"]
+
+    def assign(batches):
+        from group_appeal_spark.lib.clustering.kmeans import nearest_centroid
+
+        for pdf in batches:
+            if len(pdf) == 0:
+                yield pd.DataFrame({c: [] for c in columns})
+                continue
+            # float32, as the fit saw them: distances of fit-time keys repeat clusters/'s bits
+            X = np.stack(pdf["embedding"].map(lambda v: np.asarray(v, dtype=np.float32)).to_list())
+            nearest, distances = nearest_centroid(X, centroids)
+            fit_id = pdf["__fit_id"]
+            chosen = np.where(fit_id.isna().to_numpy(), nearest, fit_id.fillna(-1).to_numpy(dtype=np.int64))
+            if len(chosen) != len(pdf):
+                raise RuntimeError(f"cluster assignment gave {len(chosen)} results for {len(pdf)} rows")
+            yield pd.DataFrame({
+                "mention_key": pdf["mention_key"], "mention": pdf["mention"], "count": pdf["count"],
+                "cluster_id": chosen.astype(np.int32),
+                "distance_to_centroid": distances[np.arange(len(chosen)), chosen].astype(np.float64),
+                "label": [labels[i] for i in chosen]})
+
+    return assign
 
 
 def _clusters_frame(spark, pdf):

@@ -26,9 +26,17 @@ from group_appeal_spark.lib.clustering.checks import (
     check_X,
 )
 from sklearn.cluster import KMeans
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics.pairwise import euclidean_distances
 from threadpoolctl import threadpool_limits
 
-__all__ = ["DegenerateClusteringWarning", "MentionKMeans", "canonical_row_order", "row_keys"]
+__all__ = [
+    "DegenerateClusteringWarning",
+    "MentionKMeans",
+    "canonical_row_order",
+    "nearest_centroid",
+    "row_keys",
+]
 
 
 class DegenerateClusteringWarning(UserWarning):
@@ -161,11 +169,107 @@ class MentionKMeans:
             )
         return self
 
+    def transform(self, X: Any) -> np.ndarray:
+        """Euclidean distance of each row of ``X`` to every centroid.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Finite float vectors with the ``n_features_in_`` columns seen by ``fit``.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_rows, n_clusters)
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If ``fit`` has not been called.
+        TypeError, ValueError
+            As ``fit`` for a bad ``X``; ValueError also for another number of columns.
+        """
+        return self._predict(X)[1]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the nearest centroid (Euclidean) of each row of ``X``; ties go to the lowest index.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_rows,)
+            Cluster index of each row (int64).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError, TypeError, ValueError
+            As :meth:`transform`.
+        """
+        return self._predict(X)[0]
+
+    def predict_with_distance(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` and the distance of each row to that centroid.
+
+        Returns
+        -------
+        labels : numpy.ndarray of shape (n_rows,)
+        distances : numpy.ndarray of shape (n_rows,)
+        """
+        labels, all_distances = self._predict(X)
+        return labels, all_distances[np.arange(labels.size), labels]
+
+    def _predict(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and the (n_rows, n_clusters) distances, after the fitted and input checks."""
+        if not hasattr(self, "cluster_centers_"):
+            raise NotFittedError(f"{self!r} is not fitted yet; call fit(X) before predict")
+        return nearest_centroid(X, self.cluster_centers_)
+
     def __repr__(self) -> str:
         return (
             f"MentionKMeans(n_clusters={self.n_clusters!r}, random_state={self.random_state!r}, "
             f"canonical_order={self.canonical_order!r})"
         )
+
+
+def nearest_centroid(X: Any, centers: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid of each row (Euclidean; ties: the lowest index) and all distances.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_rows, n_features)
+        Finite float vectors (checked as ``fit`` checks them).
+    centers : array-like of shape (n_clusters, n_features)
+        Finite float centroids.
+
+    Returns
+    -------
+    labels : numpy.ndarray of shape (n_rows,)
+        Index of the nearest centroid (int64).
+    distances : numpy.ndarray of shape (n_rows, n_clusters)
+        Euclidean distance of each row to each centroid, computed as scikit-learn's
+        ``KMeans.transform`` computes ``distances_`` in ``fit`` (same dtype rules).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad ``X`` or ``centers``, or when their numbers of columns differ.
+    """
+    X = check_X(X)
+    centers = check_X(centers)
+    if X.shape[1] != centers.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} features per row but the centroids have {centers.shape[1]}"
+        )
+    if centers.dtype != X.dtype:
+        # scikit-learn's transform casts X to the centres' dtype the fit gave them (X's)
+        centers = centers.astype(X.dtype)
+    # one BLAS thread: see fit (thousands of skinny matmuls beside OpenMP threads)
+    with threadpool_limits(limits=1, user_api="blas"):
+        distances = euclidean_distances(X, centers)
+    # argmin returns the first minimum: ties go to the lowest cluster index
+    return np.argmin(distances, axis=1).astype(np.int64), distances
 
 
 def row_keys(X: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ class AppealRecord:
     """One mention of a group in a document, with the author's stance toward it.
 
     The single definition of an appeal's fields: the Spark struct of the detection UDF
-    (``udfs/schemas.py``) and the mentions table's columns are derived from it.
+    (``udfs/schemas.py``) and the mentions table's columns are derived from it. Fields added
+    after the first release go at the end, so that positional readers (CSV) keep working.
     """
 
     seg_idx: int
@@ -39,6 +40,9 @@ class AppealRecord:
     prob_negative: float
     prob_neutral: float
     mention_key: str
+    score: float  # the detector's confidence: mean chosen-label probability of the span's tokens
+    seg_start: int  # the segment holding the mention: document[seg_start:seg_end]
+    seg_end: int
 
 
 @dataclasses.dataclass
@@ -129,12 +133,15 @@ class AppealFinder:
         stances = iter(self.stance.classify(pairs))
         keys = iter(self.keyer.keys([span for _, span in pairs]))
         results = [DocumentResult([], len(segs)) for segs in per_doc]
-        for (d, (seg_idx, seg_start, _)), ms in zip(flat, mentions):
+        for (d, (seg_idx, seg_start, seg_text)), ms in zip(flat, mentions):
+            # segments are exact slices of the document (segment_document's contract)
+            seg_end = seg_start + len(seg_text)
             for m in ms:
                 s = next(stances)
                 results[d].appeals.append(AppealRecord(
                     seg_idx, m.span, seg_start + m.start, seg_start + m.end, s.stance,
-                    s.prob_positive, s.prob_negative, s.prob_neutral, next(keys)))
+                    s.prob_positive, s.prob_negative, s.prob_neutral, next(keys),
+                    m.score, seg_start, seg_end))
         return results
 
 

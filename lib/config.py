@@ -30,6 +30,7 @@ from group_appeal_spark.lib.models.hub import (
     DETECTOR_TOKENIZER_ID,
     EMBEDDER_BASE_ID,
     EMBEDDER_ID,
+    MODEL_ROLES,
     STANCE_ID,
     ModelSource,
     models_dir_source,
@@ -170,7 +171,7 @@ class JobConfig:
     def model_sources(self) -> dict[str, ModelSource]:
         """The five model sources, by role: a ``models_dir`` wins over hub ids, a ``local_dir`` over both."""
         out = {}
-        for role in ("detector", "detector_tokenizer", "stance", "embedder", "embedder_config"):
+        for role in MODEL_ROLES:
             ref: ModelRef = getattr(self.models, role)
             label = role.replace("_", " ")
             if ref.local_dir:

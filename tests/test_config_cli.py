@@ -206,3 +206,11 @@ def test_console_entry_point_fails_a_failed_job_with_an_exception(tmp_path, caps
         cli.console_main(["frobnicate"])
     assert unknown.value.code == 2
     assert cli.console_main(["--version"]) is None  # success: returns, no exception
+
+
+def test_model_roles_are_defined_once():
+    from group_appeal_spark.lib.models.hub import MODEL_ROLES
+
+    config = load_config()
+    assert list(config.model_sources()) == list(MODEL_ROLES)
+    assert {role: getattr(config.models, role).repo_id for role in MODEL_ROLES} == dict(MODEL_ROLES)

@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a file: a checkout's own package, else t
 
 from group_appeal_spark.jobs import common, storage
 from group_appeal_spark.jobs.transforms import cluster_mentions, cluster_summary
+from group_appeal_spark.lib.report import render_report
 
 log = common.log
 
@@ -39,9 +40,18 @@ def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: s
     ``assign``; the embedder it records is ``bundle``'s (``run``), else the one in
     ``<source>/summary.json`` (``cluster``).
     """
+    from group_appeal_spark.jobs.transforms import aggregates as agg
+    from group_appeal_spark.jobs.transforms.appeals import carried_columns
+
     out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
     embeddings = storage.read_table(spark, storage.join_path(source, "mention_embeddings"), fmt)
     mentions = _read_mentions(spark, storage.join_path(source, "mentions"), fmt)
+    documents_path = storage.join_path(source, "documents")
+    documents = storage.read_table(spark, documents_path, fmt) if storage.path_exists(spark, documents_path) else None
+    # checked before any work: `cluster` knows the carried columns only from its input's tables
+    carried = [c for c in (agg.carried_of(documents) if documents is not None else carried_columns(config))
+               if mentions is None or c in mentions.columns]
+    groups = agg.group_columns(config.output.group_by, carried)
     with timer.stage("cluster"):
         result = cluster_mentions(embeddings, config)
         storage.write_table(result.k_search, storage.join_path(out, "k_search"), fmt, mode)
@@ -51,9 +61,21 @@ def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: s
         model_path = _write_cluster_model(spark, config, source, result, embeddings, summary, bundle) \
             if result.best_k else None
     plots = write_plots(spark, config, result) if config.output.plots and result.best_k else []
-    return {"chosen_k": result.best_k, "clustering_skipped": result.skipped, "plots": plots,
-            "metric": None if config.clustering.n_clusters else config.clustering.metric,
-            "cluster_model": model_path}
+    counts = {"chosen_k": result.best_k, "clustering_skipped": result.skipped, "plots": plots,
+              "metric": None if config.clustering.n_clusters else config.clustering.metric,
+              "cluster_model": model_path}
+    with timer.stage("report"):
+        aggregates = None
+        if result.best_k and mentions is not None:
+            table = agg.group_aggregates(mentions, result.clusters, summary, documents, groups)
+            storage.write_table(table, storage.join_path(out, "aggregates"), fmt, mode)
+            aggregates = storage.read_table(spark, storage.join_path(out, "aggregates"), fmt).toPandas()
+        facts = {**agg.run_counts(documents, mentions, result.clusters), **counts, "source": source}
+        examples = agg.examples_frame(result.clusters, mentions) if result.best_k else None
+        page = render_report(facts, result.k_search.toPandas(), summary.toPandas(), aggregates, examples,
+                             groups[0] if groups and aggregates is not None else None)
+        storage.put_text(spark, page, storage.join_path(out, "report.html"))
+    return counts
 
 
 def _write_cluster_model(spark, config, source, result, embeddings, summary, bundle) -> str:

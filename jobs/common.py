@@ -58,6 +58,8 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--metric", help="silhouette | nmi (clustering.metric)")
     g.add_argument("--dictionary", help="category dictionary CSV: the nmi metric, and each mention's category "
                    "(clustering.dictionary)")
+    g.add_argument("--group-by", help="comma-separated carried columns aggregates/ groups by, e.g. party,date; "
+                   "default all carried columns (output.group_by)")
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +117,7 @@ FLAG_KEYS = {
     "segmentation": "segmentation.mode", "chunks": "input.chunks", "models_dir": "models.models_dir", "offline": "models.offline",
     "device": "inference.device", "precision": "inference.precision", "output_format": "output.format",
     "k_min": "clustering.k_min", "k_max": "clustering.k_max", "n_clusters": "clustering.n_clusters",
-    "metric": "clustering.metric", "dictionary": "clustering.dictionary",
+    "metric": "clustering.metric", "dictionary": "clustering.dictionary", "group_by": "output.group_by",
 }
 
 
@@ -137,13 +139,30 @@ def config_from_args(args: argparse.Namespace):
 
 
 def tiny_model_overrides() -> dict:
-    """Local folders of freshly built tiny random models (the offline smoke option)."""
-    from group_appeal_spark.lib.models.hub import MODEL_ROLES
+    """Local folders of tiny random models (the offline smoke option), built once per machine.
+
+    The folder is reused by later runs, so ``--tiny-models --resume`` finds the same model
+    folders (their ids include file times) and an interrupted smoke run can be resumed.
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    from group_appeal_spark import __version__
+    from group_appeal_spark.lib.models.hub import MODEL_ROLES, repo_folder_name
     from group_appeal_spark.testing.tiny_models import build_tiny_repos
 
     log.warning(SMOKE_WARNING)
-    repos = build_tiny_repos(tempfile.mkdtemp(prefix="gas-tiny-models-"), seed=0)
-    return {f"models.{role}.local_dir": str(repos[repo]) for role, repo in MODEL_ROLES.items()}
+    root = Path(tempfile.gettempdir()) / f"group-appeal-spark-tiny-models-{__version__}-seed0"
+    if not (root / "_COMPLETE").is_file():
+        staging = Path(tempfile.mkdtemp(prefix="gas-tiny-models-", dir=tempfile.gettempdir()))
+        build_tiny_repos(staging, seed=0)
+        (staging / "_COMPLETE").write_text("ok", encoding="utf-8")
+        try:
+            os.rename(staging, root)  # whole or not at all; another run may have been first
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return {f"models.{role}.local_dir": str(root / repo_folder_name(repo)) for role, repo in MODEL_ROLES.items()}
 
 
 def setup_logging(level: str) -> None:

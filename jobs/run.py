@@ -24,6 +24,7 @@ from group_appeal_spark.jobs.cluster import TABLES as CLUSTER_TABLES
 from group_appeal_spark.jobs.cluster import run_cluster
 from group_appeal_spark.jobs.detect import TABLES as DETECT_TABLES
 from group_appeal_spark.jobs.detect import finish_output, finished_output, run_detect
+from group_appeal_spark.lib.errors import InputError
 from group_appeal_spark.udfs.hooks import UdfHooks
 
 log = common.log
@@ -47,6 +48,9 @@ def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
         config, spark, bundle, timer = common.start(args, "group-appeal-spark run")
         if args.resume and finished_output(spark, config, bundle, "run"):
             return
+        if config.output.group_by and not config.input.carry_cols:  # run carries only what --carry-cols names
+            raise InputError(f"output.group_by (--group-by): {config.output.group_by} not carried; this run "
+                             f"carries no columns (input.carry_cols / --carry-cols)")
         # a bad or foreign cluster model stops the job here, before the models run
         cluster_model = None if args.cluster_model is None else load_checked_model(
             spark, args.cluster_model, bundle_embedder(config, bundle), "this run's embedder")

@@ -24,7 +24,7 @@ from group_appeal_spark.lib.choices import (
     ShipMode,
     WriteMode,
 )
-from group_appeal_spark.lib.errors import ConfigError
+from group_appeal_spark.lib.errors import ConfigError, InputError
 from group_appeal_spark.lib.models.hub import (
     DETECTOR_ID,
     DETECTOR_TOKENIZER_ID,
@@ -122,6 +122,7 @@ class OutputConfig:
     plots: bool = True
     progress_seconds: int = 30
     segment_text: bool = False
+    group_by: list[str] | None = None
 
 
 @dataclasses.dataclass
@@ -166,7 +167,18 @@ class JobConfig:
             raise ConfigError("clustering.dictionary: the 'nmi' metric needs a dictionary CSV (columns = categories)")
         if not self.input.text_col:
             raise ConfigError("input.text_col: must name a column")
+        self._check_group_by()
         return self
+
+    def _check_group_by(self) -> None:
+        """output.group_by must name carried columns (checkable only where input.carry_cols is set:
+        ``cluster`` learns them from its input's documents/ table and checks there)."""
+        inp, group_by = self.input, self.output.group_by
+        carried = [c for c in inp.carry_cols if c not in (inp.text_col, inp.id_col)]
+        missing = [c for c in group_by or () if c not in carried]
+        if carried and missing:
+            raise InputError(f"output.group_by (--group-by): {missing} not carried; the carried columns are "
+                             f"{carried} (input.carry_cols / --carry-cols)")
 
     def model_sources(self) -> dict[str, ModelSource]:
         """The five model sources, by role: a ``models_dir`` wins over hub ids, a ``local_dir`` over both."""

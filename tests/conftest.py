@@ -90,3 +90,21 @@ def sparse_repos():
     from group_appeal_spark.testing.tiny_models import build_tiny_repos
 
     return build_tiny_repos(pathlib.Path(_SESSION_DIR) / "sparse-models", seed=0, detector_o_share=0.97)
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """The project's wheel, built once per test session (deploy-mode and cluster tests ship it)."""
+    import shutil
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    if not (pathlib.Path(sys.executable).parent / "spark-submit").exists():
+        pytest.skip("spark-submit is not installed beside this interpreter")
+    out = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            str(root), "-w", str(out)], capture_output=True, text=True, timeout=300,
+                           cwd=tmp_path_factory.mktemp("build-cwd"))
+    assert build.returncode == 0, build.stderr[-3000:]
+    shutil.rmtree(root / "build", ignore_errors=True)
+    return next(out.glob("group_appeal_spark-*.whl"))

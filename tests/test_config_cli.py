@@ -214,3 +214,16 @@ def test_model_roles_are_defined_once():
     config = load_config()
     assert list(config.model_sources()) == list(MODEL_ROLES)
     assert {role: getattr(config.models, role).repo_id for role in MODEL_ROLES} == dict(MODEL_ROLES)
+
+
+def test_tiny_models_are_built_once_so_a_smoke_run_can_resume():
+    """--tiny-models --resume must find the same model folders: their ids include file times."""
+    from pathlib import Path
+
+    from group_appeal_spark.jobs.common import tiny_model_overrides
+    from group_appeal_spark.lib.models.bundle import folder_id
+
+    first, second = tiny_model_overrides(), tiny_model_overrides()
+    assert first == second and len(first) == 5
+    assert all(Path(folder, "config.json").is_file() or any(Path(folder).iterdir()) for folder in first.values())
+    assert [folder_id(Path(f)) for f in first.values()] == [folder_id(Path(f)) for f in second.values()]

@@ -23,19 +23,6 @@ SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 JOB_FILES = ["run.py", "detect.py", "cluster.py", "fetch_models.py", "train_embedder.py", "cli.py"]
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    if not SPARK_SUBMIT.exists():
-        pytest.skip("spark-submit is not installed beside this interpreter")
-    out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            str(ROOT), "-w", str(out)], capture_output=True, text=True, timeout=300,
-                           cwd=tmp_path_factory.mktemp("build-cwd"))
-    assert build.returncode == 0, build.stderr[-3000:]
-    shutil.rmtree(ROOT / "build", ignore_errors=True)
-    return next(out.glob("group_appeal_spark-*.whl"))
-
-
 def _env():
     return {**os.environ, "PYTHONPATH": str(SUPPORT), "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable}

@@ -105,17 +105,6 @@ def standalone(tmp_path_factory):
                 os.killpg(p.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            str(ROOT), "-w", str(out)], capture_output=True, text=True, timeout=300,
-                           cwd=tmp_path_factory.mktemp("build-cwd"))
-    assert build.returncode == 0, build.stderr[-3000:]
-    shutil.rmtree(ROOT / "build", ignore_errors=True)
-    return next(out.glob("group_appeal_spark-*.whl"))
-
-
 def _submit(standalone, wheel, folder: Path) -> subprocess.Popen:
     """spark-submit the run job as cluster deploy mode would see it: the job file alone, the wheel."""
     job_dir = folder / "job"

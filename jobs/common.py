@@ -153,7 +153,10 @@ def tiny_model_overrides() -> dict:
     from group_appeal_spark.testing.tiny_models import build_tiny_repos
 
     log.warning(SMOKE_WARNING)
-    root = Path(tempfile.gettempdir()) / f"group-appeal-spark-tiny-models-{__version__}-seed0"
+    import transformers
+
+    # one folder per package and transformers version: each writes its own config.json defaults
+    root = Path(tempfile.gettempdir()) / f"group-appeal-spark-tiny-models-{__version__}-tf{transformers.__version__}-seed0"
     if not (root / "_COMPLETE").is_file():
         staging = Path(tempfile.mkdtemp(prefix="gas-tiny-models-", dir=tempfile.gettempdir()))
         build_tiny_repos(staging, seed=0)

@@ -109,18 +109,16 @@ def _train_spm(folder):
     return sp.get_piece_size()
 
 
+# The BERT-style special tokens both the stance (SentencePiece) and embedder (WordPiece) repos use.
+_BERT_SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+                        "mask_token": "[MASK]"}
+
+
 def write_sentencepiece(folder, *, tokenizer_json=False):
     """Write spm.model, tokenizer_config.json, special_tokens_map.json and, if asked, tokenizer.json."""
     n_pieces = _train_spm(folder)
-    special = {
-        "bos_token": "[CLS]",
-        "eos_token": "[SEP]",
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
-    }
+    # DeBERTa-v3 maps bos/eos onto [CLS]/[SEP]; key order kept so the file stays byte-identical
+    special = {"bos_token": "[CLS]", "eos_token": "[SEP]", **_BERT_SPECIAL_TOKENS}
     _write_json(folder / "special_tokens_map.json", special)
     _write_json(
         folder / "tokenizer_config.json",
@@ -190,13 +188,7 @@ def write_wordpiece(folder, bert_vocab=None):
 
     tok = BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=True, strip_accents=None, clean_text=True)
     tok.save(str(folder / "tokenizer.json"))
-    special = {
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
-    }
+    special = dict(_BERT_SPECIAL_TOKENS)
     _write_json(folder / "special_tokens_map.json", special)
     _write_json(
         folder / "tokenizer_config.json",

@@ -7,7 +7,8 @@ Reads ``<input>/mention_embeddings`` and ``<input>/summary.json`` (written by ``
 ``run``) and the ``cluster_model/`` folder written by ``run`` or ``cluster``; refuses a model made
 with another embedder than the input, then writes ``<output>/clusters`` (each mention's cluster
 among the model's, by the nearest saved centroid; a mention key the model was fitted on keeps
-its cluster id) and ``<output>/summary.json``.
+its cluster id) and ``<output>/summary.json``; ``--output-table-prefix P`` also publishes
+``clusters`` as the catalog table ``P`` + ``clusters``.
 """
 
 import argparse
@@ -19,7 +20,7 @@ if __package__ in (None, ""):  # run as a file: a checkout's own package, else t
     with contextlib.suppress(ModuleNotFoundError):
         import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
-from group_appeal_spark.jobs import common, storage
+from group_appeal_spark.jobs import catalog, common, storage
 from group_appeal_spark.jobs.transforms import assign_clusters
 from group_appeal_spark.lib.clustering.model import (
     KEYS_FILE,
@@ -98,7 +99,10 @@ def load_checked_model(spark, folder: str, embedder: dict | None, input_where: s
 
 def run_assign(spark, config, source: str, model: ClusterModel, timer: common.StageTimer, *,
                mode: str | None = None) -> dict:
-    """Assign ``<source>/mention_embeddings`` to the model's clusters and write clusters/; returns summary.json counts."""
+    """Assign ``<source>/mention_embeddings`` to the model's clusters and write clusters/; returns summary.json counts.
+
+    The counts' ``tables`` lists the tables written; the callers take it out for the marker and the catalog.
+    """
     out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
     embeddings = storage.read_table(spark, storage.join_path(source, "mention_embeddings"), fmt)
     with timer.stage("assign"):
@@ -106,7 +110,7 @@ def run_assign(spark, config, source: str, model: ClusterModel, timer: common.St
     n = storage.read_table(spark, storage.join_path(out, "clusters"), fmt).count()
     log.info("assign: %s distinct mentions put in the model's %d clusters", f"{n:,}", model.k)
     return {"chosen_k": model.k, "clustering_skipped": None, "plots": [], "metric": None,
-            "assigned_unique_mentions": n, "cluster_model_selection": model.selection}
+            "assigned_unique_mentions": n, "cluster_model_selection": model.selection, "tables": ["clusters"]}
 
 
 def main(argv=None) -> int:
@@ -123,6 +127,8 @@ def main(argv=None) -> int:
         model = load_checked_model(spark, args.cluster_model, input_embedder(spark, source),
                                    f"the input {source}")
         same = source.rstrip("/") == (config.output.path or "").rstrip("/")
+        replace = catalog.replacing(config)
+        catalog.check_targets(spark, config, ("clusters",), replace=replace)
         if not same:
             storage.check_output_free(spark, config.output.path, config.output.mode)
             storage.mark_started(spark, config.output.path)
@@ -133,14 +139,18 @@ def main(argv=None) -> int:
             storage.update_marker(spark, source, remove=("clusters",))
         timer = common.StageTimer()
         counts = run_assign(spark, config, source, model, timer)
+        written = counts.pop("tables")
+        published = catalog.publish(spark, config, written, replace=replace, timer=timer)
         storage.put_text(spark, common.summary_json({**counts, "source": source, "cluster_model": args.cluster_model,
+                                                     "catalog_tables": published,
                                                      "stage_seconds": timer.seconds, "config": config.to_dict(),
                                                      **common.run_metadata(spark, config)}),
                          storage.join_path(config.output.path, "assign_summary.json" if same else "summary.json"))
         if same:
-            storage.update_marker(spark, source, add=("clusters",))
+            storage.update_marker(spark, source, add=written, catalog_tables=published)
         else:
-            storage.mark_complete(spark, config.output.path, "assign", ("clusters",), source=source)
+            storage.mark_complete(spark, config.output.path, "assign", written, source=source,
+                                  catalog_tables=published)
         log.info("assign: done")
 
     return common.run_main("assign", parser, body, argv)

@@ -5,7 +5,8 @@
 
 Reads ``<input>/mention_embeddings`` and ``<input>/mentions`` (written by ``detect`` or ``run``)
 and writes ``<output>/k_search``, ``<output>/clusters``, ``<output>/cluster_summary``,
-``<output>/plots`` and ``<output>/summary.json``.
+``<output>/aggregates``, ``<output>/cluster_model``, ``<output>/plots`` and ``<output>/summary.json``;
+``--output-table-prefix P`` also publishes each table written as the catalog table ``P<name>``.
 """
 
 import argparse
@@ -18,7 +19,7 @@ if __package__ in (None, ""):  # run as a file: a checkout's own package, else t
     with contextlib.suppress(ModuleNotFoundError):
         import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
-from group_appeal_spark.jobs import common, storage
+from group_appeal_spark.jobs import catalog, common, storage
 from group_appeal_spark.jobs.transforms import cluster_mentions, cluster_summary
 from group_appeal_spark.lib.report import render_report
 
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: str | None = None,
                 bundle=None) -> dict:
     """The driver-side half: k search, k-means, cluster summary, plots; returns the counts for summary.json.
+
+    The counts' ``tables`` lists the tables written (``aggregates`` only when it clustered); the
+    callers take it out for the marker and the catalog.
 
     The summary's stance shares come from ``<source>/mentions``; an older output without that
     table (or without its stance column) gets null shares and a warning, not a failure.
@@ -64,18 +68,20 @@ def run_cluster(spark, config, source: str, timer: common.StageTimer, *, mode: s
     counts = {"chosen_k": result.best_k, "clustering_skipped": result.skipped, "plots": plots,
               "metric": None if config.clustering.n_clusters else config.clustering.metric,
               "cluster_model": model_path}
+    written = ["k_search", "clusters", "cluster_summary"]
     with timer.stage("report"):
         aggregates = None
         if result.best_k and mentions is not None:
             table = agg.group_aggregates(mentions, result.clusters, summary, documents, groups)
             storage.write_table(table, storage.join_path(out, "aggregates"), fmt, mode)
+            written.append("aggregates")
             aggregates = storage.read_table(spark, storage.join_path(out, "aggregates"), fmt).toPandas()
         facts = {**agg.run_counts(documents, mentions, result.clusters), **counts, "source": source}
         examples = agg.examples_frame(result.clusters, mentions) if result.best_k else None
         page = render_report(facts, result.k_search.toPandas(), summary.toPandas(), aggregates, examples,
                              groups[0] if groups and aggregates is not None else None)
         storage.put_text(spark, page, storage.join_path(out, "report.html"))
-    return counts
+    return {**counts, "tables": written}
 
 
 def _write_cluster_model(spark, config, source, result, embeddings, summary, bundle) -> str:
@@ -143,8 +149,8 @@ def write_plots(spark, config, result) -> list[str]:
     return written
 
 
-# the tables cluster writes (plots/ and the summary aside)
-TABLES = ("k_search", "clusters", "cluster_summary")
+# the tables cluster may write (plots/, cluster_model/ and the summary aside); aggregates only when it clusters
+TABLES = ("k_search", "clusters", "cluster_summary", "aggregates")
 
 
 def main(argv=None) -> int:
@@ -156,6 +162,8 @@ def main(argv=None) -> int:
         # an interrupted or running detect/run must not be clustered as if it were whole
         storage.check_complete(spark, config.input.path, needs=("mention_embeddings",))
         same = config.input.path.rstrip("/") == (config.output.path or "").rstrip("/")
+        replace = catalog.replacing(config)
+        catalog.check_targets(spark, config, TABLES, replace=replace)
         if not same:
             storage.check_output_free(spark, config.output.path, config.output.mode)
             storage.mark_started(spark, config.output.path)
@@ -164,14 +172,17 @@ def main(argv=None) -> int:
             storage.update_marker(spark, config.input.path, remove=TABLES)
         timer = common.StageTimer()
         counts = run_cluster(spark, config, config.input.path, timer)
-        storage.put_text(spark, common.summary_json({**counts, "source": config.input.path,
+        written = counts.pop("tables")
+        published = catalog.publish(spark, config, written, replace=replace, timer=timer, others=TABLES)
+        storage.put_text(spark, common.summary_json({**counts, "source": config.input.path, "catalog_tables": published,
                                                  "stage_seconds": timer.seconds, "config": config.to_dict(),
                                                  **common.run_metadata(spark, config)}),
                     storage.join_path(config.output.path, "cluster_summary.json" if same else "summary.json"))
         if same:
-            storage.update_marker(spark, config.output.path, add=TABLES)
+            storage.update_marker(spark, config.output.path, add=written, catalog_tables=published)
         else:
-            storage.mark_complete(spark, config.output.path, "cluster", TABLES, source=config.input.path)
+            storage.mark_complete(spark, config.output.path, "cluster", written, source=config.input.path,
+                                  catalog_tables=published)
         log.info("cluster: done: chosen k = %s", counts["chosen_k"])
 
     return common.run_main("cluster", parser, body, argv)

@@ -5,9 +5,10 @@
 
     group-appeal-spark run --input examples/sample_corpus.jsonl --input-format json --output out/
 
-Writes documents/, mentions/, errors/, mention_embeddings/, k_search/, clusters/, cluster_summary/, plots/,
-summary.json and, last, _SUCCESS.json
-under --output (columns: README.md, section 'Outputs').
+Writes documents/, mentions/, errors/, mention_embeddings/, k_search/, clusters/, cluster_summary/,
+aggregates/, cluster_model/, plots/, report.html, summary.json and, last, _SUCCESS.json under --output
+(columns: README.md, section 'Outputs'). --input-table NAME reads the documents from a catalog table;
+--output-table-prefix P also publishes each table written as the catalog table P<name>.
 """
 
 import argparse
@@ -18,7 +19,7 @@ if __package__ in (None, ""):  # run as a file: a checkout's own package, else t
     with contextlib.suppress(ModuleNotFoundError):
         import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
-from group_appeal_spark.jobs import common, storage
+from group_appeal_spark.jobs import catalog, common, storage
 from group_appeal_spark.jobs.assign import bundle_embedder, load_checked_model, run_assign
 from group_appeal_spark.jobs.cluster import TABLES as CLUSTER_TABLES
 from group_appeal_spark.jobs.cluster import run_cluster
@@ -45,7 +46,9 @@ def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
     parser = build_parser()
 
     def body(args):
-        config, spark, bundle, timer = common.start(args, "group-appeal-spark run")
+        # every table this run may write (checked against the catalog with --output-table-prefix)
+        tables = (*DETECT_TABLES, *(CLUSTER_TABLES if args.cluster_model is None else ("clusters",)))
+        config, spark, bundle, timer = common.start(args, "group-appeal-spark run", tables)
         if args.resume and finished_output(spark, config, bundle, "run"):
             return
         if config.output.group_by and not config.input.carry_cols:  # run carries only what --carry-cols names
@@ -61,11 +64,14 @@ def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
         else:
             counts.update(run_assign(spark, config, config.output.path, cluster_model, timer,
                                      mode="overwrite" if args.resume else None))
-        summary = {**counts, "stage_seconds": timer.seconds, "config": config.to_dict(),
+        written = (*DETECT_TABLES, *counts.pop("tables"))  # the cluster half's: aggregates may be skipped
+        # the folder's tables are complete: publish them before summary.json, which records them
+        published = catalog.publish(spark, config, written, replace=catalog.replacing(config, args.resume),
+                                    timer=timer, others=tables)
+        summary = {**counts, "catalog_tables": published, "stage_seconds": timer.seconds, "config": config.to_dict(),
                    **common.run_metadata(spark, config, bundle)}
         storage.put_text(spark, common.summary_json(summary), storage.join_path(config.output.path, "summary.json"))
-        cluster_tables = CLUSTER_TABLES if cluster_model is None else ("clusters",)  # assign writes clusters/ only
-        finish_output(spark, config, bundle, "run", (*DETECT_TABLES, *cluster_tables))
+        finish_output(spark, config, bundle, "run", written, published)
         log.info("run: done: %s", {k: v for k, v in counts.items() if k != "plots"})
 
     return common.run_main("run", parser, body, argv)

@@ -1,4 +1,4 @@
-"""Reading documents and writing the job's outputs (the only Spark I/O of the jobs)."""
+"""Reading documents and writing the job's outputs (the only Spark I/O of the jobs, with ``catalog``)."""
 
 from __future__ import annotations
 
@@ -121,9 +121,13 @@ def path_exists(spark, path: str) -> bool:
 
 
 def read_documents(spark, cfg: InputConfig):
-    """Read the input as a DataFrame; errors name the path and format."""
-    if not cfg.path:
-        raise InputError("input: no input path; give --input PATH")
+    """Read the input (``input.path`` or the catalog table ``input.table``) as a DataFrame; errors
+    name the path and format, or the table."""
+    from group_appeal_spark.jobs import catalog
+
+    catalog.check_input_given(cfg)
+    if cfg.table:
+        return catalog.read_input_table(spark, cfg)
     if not path_exists(spark, cfg.path):
         raise InputError(f"input: {cfg.path} does not exist (or is not readable)")
     reader = spark.read.options(**{k: str(v) for k, v in cfg.options.items()})
@@ -422,12 +426,18 @@ def mark_complete(spark, folder: str, job: str, tables, **extra) -> None:
     put_text(spark, json.dumps(info, indent=2, default=str), join_path(folder, SUCCESS_MARKER))
 
 
-def update_marker(spark, folder: str, *, add=(), remove=()) -> None:
-    """Add or remove tables in a complete ``_SUCCESS.json`` (cluster into its own input folder)."""
+def update_marker(spark, folder: str, *, add=(), remove=(), catalog_tables=None) -> None:
+    """Add or remove tables in a complete ``_SUCCESS.json`` (cluster into its own input folder).
+
+    ``catalog_tables`` (``{table: catalog table}``, see ``catalog.publish``) are recorded over
+    the marker's; a removed table's record goes with it (its catalog table no longer matches).
+    """
     info = read_marker(spark, folder)
     if info and info.get("complete") is True:
         tables = (set(info.get("tables", ())) - set(remove)) | set(add)
-        info.update(tables=sorted(tables), updated_at=_now())
+        published = {k: v for k, v in (info.get("catalog_tables") or {}).items() if k not in set(remove)}
+        info.update(tables=sorted(tables), catalog_tables={**published, **(catalog_tables or {})},
+                    updated_at=_now())
         put_text(spark, json.dumps(info, indent=2, default=str), join_path(folder, SUCCESS_MARKER))
 
 

@@ -184,6 +184,15 @@ def test_output_checks_fail_early_on_connect(sides):
     assert "expected a Spark Connect URL" in errors["bad_url"]
 
 
+def test_catalog_tables_on_connect(sides):
+    found = json.loads((sides[0] / "tables.json").read_text())
+    assert found["input_rows"] == len(_documents())
+    assert found["missing"].startswith("input: table gas_connect.nothing does not exist")
+    assert sorted(found["published"]) == ["aggregates", "cluster_summary", "clusters", "k_search"]
+    assert all(table == folder for table, folder in found["published"].values()), found["published"]
+    assert found["published"]["clusters"][0] > 0 and found["published"]["k_search"] == [0, 0]  # a fixed k: no search
+
+
 # ----------------------------------------------------------------------------------------------
 # The child process: everything on the Connect session.
 
@@ -228,6 +237,28 @@ def _connect_side(url: str, work: Path, corpus: str) -> None:
                 pass
         errors[name] = stderr.getvalue()
     (work / "errors.json").write_text(json.dumps(errors))
+
+    # (c) catalog tables: documents from a table, and a job's tables published under a prefix
+    from group_appeal_spark.jobs import catalog
+    from group_appeal_spark.jobs import cluster as cluster_job
+    from group_appeal_spark.lib.config import InputConfig
+    from group_appeal_spark.lib.errors import InputError
+
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS gas_connect LOCATION '{work / 'warehouse'}'")
+    spark.read.parquet(corpus).write.saveAsTable("gas_connect.docs")
+    tables = {"input_rows": storage.read_documents(spark, InputConfig(table="gas_connect.docs")).count()}
+    try:
+        catalog.check_input_table(spark, InputConfig(table="gas_connect.nothing"))
+    except InputError as exc:
+        tables["missing"] = str(exc)
+    clustered = work / "cluster-out"
+    assert cluster_job.main(["--input", str(work / "run-out"), "--output", str(clustered), "--n-clusters", "2",
+                             "--set", "output.plots=false", "--output-table-prefix", "gas_connect.c_"]) == 0
+    published = json.loads((clustered / "summary.json").read_text())["catalog_tables"]
+    tables["published"] = {name: [spark.table(table).count(), spark.read.parquet(str(clustered / name)).count()]
+                           for name, table in published.items()}
+    spark.sql("DROP DATABASE gas_connect CASCADE")
+    (work / "tables.json").write_text(json.dumps(tables))
 
     # (a) the notebook API, models shipped as artifacts
     config = load_config(overrides={"models.ship": "files"})

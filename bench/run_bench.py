@@ -538,11 +538,25 @@ def render(R, cmd):
           "| unique mentions | seconds | best k | silhouette |", "|---|---|---|---|"]
     for k in R["k_search"]:
         L.append(f"| {k['n']:,} | {k['seconds']:.1f} | {k['best_k']} | {'estimated (sample)' if k['estimated'] else 'exact'} |")
-    L += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    L += ["", "## Targets", "", "The stages in-process, one Python process (the targets through the `run` job, Spark "
+          "included, are in '`run` end to end' below: `bench/run_e2e.py`).", "",
+          "| target | measured | met |", "|---|---|---|"]
     for t in R["targets"]:
         L.append(f"| {t[0]} | {t[1]} | {'yes' if t[2] else 'no'} |")
     L += ["", "## Log", "", "```", *R["log"], "```", ""]
     return "\n".join(L)
+
+
+# Sections after this line (the soak, `run` end to end, levers, worker memory: other bench
+# scripts' results, pasted by hand) survive a rewrite of the file by this script.
+OTHER_SECTIONS = "<!-- sections below: other bench scripts (kept when run_bench.py rewrites this file) -->"
+
+
+def write_keeping_other_sections(out: pathlib.Path, text: str) -> None:
+    """Write this script's Markdown to ``out``, keeping what follows :data:`OTHER_SECTIONS` there."""
+    old = out.read_text(encoding="utf-8") if out.is_file() else ""
+    tail = old[old.index(OTHER_SECTIONS):] if OTHER_SECTIONS in old else OTHER_SECTIONS + "\n"
+    out.write_text(text.rstrip("\n") + "\n\n" + tail, encoding="utf-8")
 
 
 def main(argv=None):
@@ -557,7 +571,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.render_only:
         R = json.loads(pathlib.Path(args.render_only).read_text())
-        pathlib.Path(args.out).write_text(render(R, R["command"]))
+        write_keeping_other_sections(pathlib.Path(args.out), render(R, R["command"]))
         return
     mode = "quick" if args.quick else "full"
     sz = SIZES[mode]
@@ -690,7 +704,7 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(R, indent=2, default=str))
     partial.unlink(missing_ok=True)
-    out.write_text(render(R, cmd))
+    write_keeping_other_sections(out, render(R, cmd))
     print(out.read_text())
 
 

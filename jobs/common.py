@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 
-from group_appeal_spark.jobs import storage
+from group_appeal_spark.jobs import catalog, storage
 from group_appeal_spark.lib.config import load_config, parse_override
 from group_appeal_spark.lib.errors import GroupAppealSparkError
 
@@ -23,7 +23,10 @@ SMOKE_WARNING = ("OFFLINE SMOKE TEST: --tiny-models runs the pipeline on tiny RA
 
 def add_input_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("input and output")
-    g.add_argument("--input", help="documents: a file or folder (input.path)")
+    g.add_argument("--input", help="documents: a file or folder (input.path); or give --input-table")
+    g.add_argument("--input-table", metavar="NAME",
+                   help="documents: a catalog table or view, [catalog.][schema.]table, read with spark.table "
+                   "instead of --input (input.table)")
     g.add_argument("--output", help="output folder (output.path)")
     g.add_argument("--input-format", help="parquet | csv | json (JSON lines) | text (one document a line) | delta ...")
     g.add_argument("--text-col", help="column with the document text (default text)")
@@ -44,7 +47,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    "sets models.embedder.local_dir and models.embedder_config.local_dir")
     g.add_argument("--device", help="cpu | cuda | cuda:N | mps | auto (inference.device)")
     g.add_argument("--precision", help="fp32 (identical to the reference) | auto (bf16 where the hardware has it, "
-                   "else fp32) | bf16 | fp16 (inference.precision)")
+                   "else fp32) | bf16 | fp16 | int8 (CPU: dynamic int8 quantisation) (inference.precision)")
     g.add_argument("--tiny-models", action="store_true",
                    help="OFFLINE SMOKE TEST ONLY: build tiny random-weight models of the real architectures "
                         "and use them; exercises the whole pipeline, outputs are meaningless")
@@ -67,6 +70,10 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. --set inference.stance_batch_size=64 (repeatable)")
     parser.add_argument("--output-format", help="parquet (default) | delta | orc | json | csv ... (output.format)")
+    parser.add_argument("--output-table-prefix", metavar="PREFIX",
+                        help="also publish every table written as the catalog table PREFIX<name>, e.g. "
+                        "main.appeals.hansard_ -> main.appeals.hansard_mentions, ... (saveAsTable in "
+                        "--output-format; output.table_prefix); --output is still required")
     parser.add_argument("--overwrite", action="store_true", default=None,
                         help="replace an existing output (output.mode=overwrite); default is to refuse")
     target = parser.add_mutually_exclusive_group()
@@ -112,12 +119,13 @@ def config_from_run_output(args: argparse.Namespace):
 
 # flag name -> dotted config key
 FLAG_KEYS = {
-    "input": "input.path", "output": "output.path", "input_format": "input.format",
+    "input": "input.path", "input_table": "input.table", "output": "output.path", "input_format": "input.format",
     "text_col": "input.text_col", "id_col": "input.id_col", "carry_cols": "input.carry_cols",
     "segmentation": "segmentation.mode", "chunks": "input.chunks", "models_dir": "models.models_dir", "offline": "models.offline",
     "device": "inference.device", "precision": "inference.precision", "output_format": "output.format",
     "k_min": "clustering.k_min", "k_max": "clustering.k_max", "n_clusters": "clustering.n_clusters",
     "metric": "clustering.metric", "dictionary": "clustering.dictionary", "group_by": "output.group_by",
+    "output_table_prefix": "output.table_prefix",
 }
 
 
@@ -369,13 +377,20 @@ def resolve_models(config, timer: StageTimer):
         return ModelBundle.resolve(config)
 
 
-def start(args, app_name: str):
-    """Everything before the first write: config, models, session, output checks (fail early)."""
+def start(args, app_name: str, tables=()):
+    """Everything before the first write: config, models, session, input and output checks (fail early).
+
+    ``tables``: every table the job may write, checked against the catalog when they are to be
+    published (``--output-table-prefix``).
+    """
     config = config_from_args(args)
+    catalog.check_input_given(config.input)
     StageTimer.set_progress_seconds(config.output.progress_seconds)
     timer = StageTimer()
     bundle = resolve_models(config, timer)
     spark = build_session(config, app_name, args.master)
+    catalog.check_input_table(spark, config.input)
+    catalog.check_targets(spark, config, tables, replace=catalog.replacing(config, args.resume))
     if args.resume:
         storage.check_output_writable(spark, config.output.path)
     else:

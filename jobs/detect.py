@@ -5,6 +5,8 @@
 
 Writes ``<output>/documents``, ``<output>/mentions``, ``<output>/errors``,
 ``<output>/mention_embeddings``, ``<output>/summary.json`` and, last, ``<output>/_SUCCESS.json``.
+``--input-table NAME`` reads the documents from a catalog table instead of ``--input``;
+``--output-table-prefix P`` also publishes the four tables as catalog tables ``P<name>``.
 ``cluster`` then works from ``mention_embeddings`` without the models.
 """
 
@@ -19,7 +21,7 @@ if __package__ in (None, ""):  # run as a file: a checkout's own package, else t
     with contextlib.suppress(ModuleNotFoundError):
         import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
-from group_appeal_spark.jobs import common, storage
+from group_appeal_spark.jobs import catalog, common, storage
 from group_appeal_spark.jobs.transforms import detect_appeals, embed_mentions
 from group_appeal_spark.jobs.transforms.appeals import check_unique_ids, count_duplicate_ids
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def fingerprint(config, bundle: ModelBundle) -> dict:
     """What must not change between an interrupted run and its resumption."""
     inp = config.input
-    return {"input": inp.path, "format": inp.format, "text_col": inp.text_col, "id_col": inp.id_col,
+    return {"input": inp.path, "table": inp.table, "format": inp.format, "text_col": inp.text_col, "id_col": inp.id_col,
             "carry_cols": inp.carry_cols, "chunks": inp.chunks, "duplicate_ids": inp.duplicate_ids,
             "segment_text": config.output.segment_text,
             "segmentation": config.segmentation.mode,
@@ -74,7 +76,8 @@ def _embed(spark, config, bundle: ModelBundle, work: str, *, resume: bool, final
     Chunk i embeds the distinct mentions whose key hashes to i of ``input.chunks`` and leaves
     ``_work/embed-NNNNN/`` with a ``_DONE.json`` marker; ``resume`` skips the chunks that have
     one. The same rows as one pass: a mention key's rows are all in one chunk, and embeddings do
-    not depend on batching. Returns the distinct mentions and the chunks skipped.
+    not depend on batching (to the last bit, except that a batch of one row takes another matrix
+    kernel: 1 ulp). Returns the distinct mentions and the chunks skipped.
     """
     out, fmt = config.output.path, config.output.format
     embedded = _phase_done(spark, work, "embedded") if resume else None
@@ -191,7 +194,8 @@ def finished_output(spark, config, bundle: ModelBundle, job: str) -> bool:
 
     Its ``_SUCCESS.json`` must say complete and come from ``job`` (or from ``run``, which does
     all of ``detect``); other settings than the finished run's are refused, as for an
-    interrupted run.
+    interrupted run. Its tables are published under ``--output-table-prefix`` where they are
+    not yet (``catalog.publish_finished``).
     """
     out = config.output.path
     info = storage.read_marker(spark, out)
@@ -203,13 +207,18 @@ def finished_output(spark, config, bundle: ModelBundle, job: str) -> bool:
         raise InputError(f"--resume: {out} is a complete output made with other settings ({', '.join(changed)} "
                          f"differ); choose another --output, or start again with --overwrite")
     log.info("%s: %s: output complete (finished %s), nothing to do", job, out, info.get("finished_at"))
+    catalog.publish_finished(spark, config, info)
     return True
 
 
-def finish_output(spark, config, bundle: ModelBundle, job: str, tables) -> None:
-    """Mark the output complete (its last write, after summary.json), then remove ``_work/``."""
+def finish_output(spark, config, bundle: ModelBundle, job: str, tables, catalog_tables=None) -> None:
+    """Mark the output complete (its last write, after summary.json), then remove ``_work/``.
+
+    ``catalog_tables``: the tables published (``catalog.publish``), recorded in the marker.
+    """
     out = config.output.path
-    storage.mark_complete(spark, out, job, tables, fingerprint=fingerprint(config, bundle))
+    storage.mark_complete(spark, out, job, tables, fingerprint=fingerprint(config, bundle),
+                          catalog_tables=catalog_tables or {})
     # after the marker: a run stopped before it resumes from the checkpoints, not from scratch
     storage.delete(spark, storage.join_path(out, "_work"))
 
@@ -219,15 +228,18 @@ def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
     parser = build_parser()
 
     def body(args):
-        config, spark, bundle, timer = common.start(args, "group-appeal-spark detect")
+        config, spark, bundle, timer = common.start(args, "group-appeal-spark detect", TABLES)
         if args.resume and finished_output(spark, config, bundle, "detect"):
             return
         counts = run_detect(spark, config, bundle, timer, resume=args.resume, hooks=hooks)
-        storage.put_text(spark, common.summary_json({**counts, "stage_seconds": timer.seconds,
+        # the folder's tables are complete: publish them before summary.json, which records them
+        published = catalog.publish(spark, config, TABLES, replace=catalog.replacing(config, args.resume), timer=timer)
+        storage.put_text(spark, common.summary_json({**counts, "catalog_tables": published,
+                                                 "stage_seconds": timer.seconds,
                                                  "config": config.to_dict(),
                                                  **common.run_metadata(spark, config, bundle)}),
                     storage.join_path(config.output.path, "summary.json"))
-        finish_output(spark, config, bundle, "detect", TABLES)
+        finish_output(spark, config, bundle, "detect", TABLES, published)
         log.info("detect: done: %s", counts)
 
     return common.run_main("detect", parser, body, argv)

@@ -82,11 +82,12 @@ class Device(_Choice):
 class Precision(_Choice):
     """Weights and activations precision (``inference.precision``); ``fp32`` gives the reference's
     numbers; ``auto`` is bf16 where the device runs it natively, else fp32, decided where the
-    models run."""
+    models run; ``int8`` is dynamic int8 quantisation of the Linear layers (CPU only)."""
 
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+    INT8 = "int8"
     AUTO = "auto"
 
 

@@ -35,6 +35,7 @@ from group_appeal_spark.lib.models.hub import (
     ModelSource,
     models_dir_source,
 )
+from group_appeal_spark.lib.table_names import TablePrefix, parse_table
 
 # Every key with a fixed set of values (inference.device, which may carry a ":N" index, aside),
 # and the string enum of lib/choices.py that holds them.
@@ -48,6 +49,10 @@ CHOICE_KEYS = {
     "clustering.backend": ClusterBackend,
     "output.mode": WriteMode,
 }
+
+# Output formats whose tables, read back, lose column types (a CSV has no arrays and no ints):
+# not a source for catalog tables.
+UNTYPED_FORMATS = ("csv", "json", "text")
 
 
 @dataclasses.dataclass
@@ -80,11 +85,14 @@ class InferenceConfig:
     max_tokens_per_batch: int | None = 1024
     window_stride: int = 128
     torch_threads: int | None = None
+    partitions: int | None = None
+    sort_by_length: bool = False
 
 
 @dataclasses.dataclass
 class InputConfig:
     path: str | None = None
+    table: str | None = None
     format: str = "parquet"
     text_col: str = "text"
     id_col: str = "id"
@@ -123,6 +131,7 @@ class OutputConfig:
     progress_seconds: int = 30
     segment_text: bool = False
     group_by: list[str] | None = None
+    table_prefix: str | None = None
 
 
 @dataclasses.dataclass
@@ -139,6 +148,7 @@ class JobConfig:
         """Check every value and normalise each choice to its value (``"Parquet"`` ->
         ``"parquet"``); returns self. Raises ConfigError naming the key and value."""
         inf, clu, seg = self.inference, self.clustering, self.segmentation
+        self.spark = _spark_settings(self.spark)
         Device.parse(str(inf.device).split(":", 1)[0], key="inference.device")
         for key, choice in CHOICE_KEYS.items():
             section, name = key.split(".")
@@ -151,6 +161,8 @@ class JobConfig:
             _positive("inference.max_tokens_per_batch", inf.max_tokens_per_batch)
         if inf.torch_threads is not None:
             _positive("inference.torch_threads", inf.torch_threads)
+        if inf.partitions is not None:
+            _positive("inference.partitions", inf.partitions)
         if inf.window_stride < 0 or inf.window_stride > 256:
             raise ConfigError(f"inference.window_stride: {inf.window_stride!r} must be between 0 and 256 tokens")
         _positive("segmentation.max_segment_chars", seg.max_segment_chars)
@@ -168,6 +180,7 @@ class JobConfig:
         if not self.input.text_col:
             raise ConfigError("input.text_col: must name a column")
         self._check_group_by()
+        self._check_tables()
         return self
 
     def _check_group_by(self) -> None:
@@ -179,6 +192,17 @@ class JobConfig:
         if carried and missing:
             raise InputError(f"output.group_by (--group-by): {missing} not carried; the carried columns are "
                              f"{carried} (input.carry_cols / --carry-cols)")
+
+    def _check_tables(self) -> None:
+        """input.table and output.table_prefix are catalog names; published tables need a typed format."""
+        if self.input.table is not None:
+            parse_table(self.input.table, "input.table")
+        if self.output.table_prefix is not None:
+            TablePrefix.parse(self.output.table_prefix, "output.table_prefix")
+            if str(self.output.format).lower() in UNTYPED_FORMATS:
+                raise ConfigError(f"output.table_prefix: catalog tables are published from the output's tables, and "
+                                  f"output.format {self.output.format!r} does not keep their column types; use "
+                                  f"parquet, delta or orc (--output-format)")
 
     def model_sources(self) -> dict[str, ModelSource]:
         """The five model sources, by role: a ``models_dir`` wins over hub ids, a ``local_dir`` over both."""
@@ -257,6 +281,30 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _spark_settings(tree: dict, prefix: str = "") -> dict[str, str]:
+    """The ``spark`` section as Spark settings: nested keys joined by dots, each named ``spark.*``.
+
+    Spark's own keys hold dots, so ``--set spark.task.cpus=2`` arrives nested
+    (``{"task": {"cpus": 2}}``); it and ``--set spark.spark.task.cpus=2`` both give
+    ``spark.task.cpus``, as does the YAML key ``spark.task.cpus`` under ``spark:``.
+    """
+    if not isinstance(tree, dict):
+        raise ConfigError(f"spark: {tree!r} must be a mapping of Spark settings (e.g. spark.task.cpus: 2)")
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(_spark_settings(value, name))
+            continue
+        if value is None or isinstance(value, (list, tuple)):
+            raise ConfigError(f"spark.{name}: {value!r} must be a single value")
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        flat[name] = text
+    if not prefix:
+        flat = {k if k.startswith("spark.") else f"spark.{k}": v for k, v in flat.items()}
+    return flat
+
+
 def _nest(dotted: str, value) -> dict:
     out: Any = value
     for part in reversed(dotted.split(".")):
@@ -279,6 +327,8 @@ def _apply(obj, data: dict, prefix: str):
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             changes[key] = _apply(current, value, f"{dotted}.")
+        elif dotted == "spark":  # Spark settings add up, key by key, over defaults, file and --set
+            changes[key] = {**_spark_settings(current), **_spark_settings(value)}
         else:
             changes[key] = _coerce(dotted, value, hints[key])
     return dataclasses.replace(obj, **changes)

@@ -227,3 +227,19 @@ def test_tiny_models_are_built_once_so_a_smoke_run_can_resume():
     assert first == second and len(first) == 5
     assert all(Path(folder, "config.json").is_file() or any(Path(folder).iterdir()) for folder in first.values())
     assert [folder_id(Path(f)) for f in first.values()] == [folder_id(Path(f)) for f in second.values()]
+
+
+@pytest.mark.parametrize("override", ["spark.task.cpus", "spark.spark.task.cpus"])
+def test_spark_settings_given_with_set_keep_their_dotted_names(override):
+    # Spark's keys hold dots: --set splits them, the config joins them back
+    assert load_config(overrides={override: 2}).spark == {"spark.task.cpus": "2"}
+
+
+def test_spark_settings_from_yaml_and_set_merge(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("spark:\n  spark.sql.shuffle.partitions: 64\n  spark.python.worker.reuse: true\n")
+    got = load_config(path, {"spark.executor.memory": "8g"}).spark
+    assert got == {"spark.sql.shuffle.partitions": "64", "spark.python.worker.reuse": "true",
+                   "spark.executor.memory": "8g"}
+    with pytest.raises(ConfigError, match="spark"):
+        load_config(overrides={"spark.task.cpus": None})

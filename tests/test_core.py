@@ -226,7 +226,7 @@ def test_device_errors(device, match):
 def test_precision_parse():
     assert Precision.parse("BF16") is Precision.BF16
     with pytest.raises(ConfigError, match="'fp32', 'bf16', 'fp16'"):
-        Precision.parse("int8")
+        Precision.parse("int4")
 
 
 def test_lib_imports_without_pyspark():
@@ -262,7 +262,7 @@ def test_choice_enums_are_defined_once():
 
 
 @pytest.mark.parametrize("choice, value, key, match", [
-    ("Precision", "int8", None, r"^invalid precision 'int8'; expected one of: 'fp32', 'bf16', 'fp16', 'auto'$"),
+    ("Precision", "int4", None, r"^invalid precision 'int4'; expected one of: 'fp32', 'bf16', 'fp16', 'int8', 'auto'$"),
     ("SegmentationMode", "words", None, r"^invalid segmentation mode 'words'; expected one of: 'sentence', 'none'$"),
     ("InputFormat", "jsnol", "input.format",
      r"^input.format: invalid value 'jsnol'; expected one of: 'parquet', 'csv', 'json', 'text', 'delta', 'orc', "

@@ -5,6 +5,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from group_appeal_spark.jobs import detect as detect_job
@@ -80,6 +81,24 @@ def hostile_run(tmp_path_factory, hostile, spark):
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in frame.columns if c != "embedding"]
     return frame[cols].astype(str).sort_values(cols).reset_index(drop=True)
+
+
+def _same_rows(got: pd.DataFrame, want: pd.DataFrame, table: str) -> None:
+    """Equal tables: every column exactly, except floats computed from embeddings, to 1e-5.
+
+    An embedding is the same up to its last bit whatever batch it was in, except that a batch of
+    one row takes another matrix kernel (1 ulp apart), so a run with other chunks can differ
+    there; k-means distances follow.
+    """
+    floats = [c for c in want.columns if c in ("distance_to_centroid",)]
+    keys = [c for c in want.columns if c not in floats and c != "embedding"]
+    got = got.assign(_k=got[keys].astype(str).agg("|".join, axis=1)).sort_values("_k").reset_index(drop=True)
+    want = want.assign(_k=want[keys].astype(str).agg("|".join, axis=1)).sort_values("_k").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[keys].astype(str), want[keys].astype(str), obj=table)
+    for col in floats:
+        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-5, err_msg=table)
+    if "embedding" in want.columns:
+        np.testing.assert_allclose(np.stack(got["embedding"]), np.stack(want["embedding"]), atol=1e-6, err_msg=table)
 
 
 def test_hostile_corpus_every_row_accounted_for(hostile_run):
@@ -172,8 +191,7 @@ def test_interrupted_run_resumes_without_duplicates(hostile, hostile_run, tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["chunks_resumed"] == 2 and summary["input_rows"] == 18
     for table in ("mentions", "errors", "mention_embeddings", "clusters"):
-        pd.testing.assert_frame_equal(_sorted(pd.read_parquet(out / table)),
-                                      _sorted(pd.read_parquet(hostile_run / table)), obj=table)
+        _same_rows(pd.read_parquet(out / table), pd.read_parquet(hostile_run / table), table)
     assert not (out / "_work").exists()
 
 

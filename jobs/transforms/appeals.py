@@ -21,7 +21,7 @@ from group_appeal_spark.udfs.appeals import make_appeals_udf
 from group_appeal_spark.udfs.embed import make_embed_udf
 from group_appeal_spark.udfs.hooks import UdfHooks
 from group_appeal_spark.udfs.schemas import APPEAL_TYPE, DOCUMENT_RESULT_TYPE
-from group_appeal_spark.udfs.shipping import ship_models
+from group_appeal_spark.udfs.shipping import is_connect, ship_models
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -158,6 +158,49 @@ def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
         F.col("__error").alias(INPUT_ERROR))
 
 
+def model_partitions(spark, config: JobConfig, source: DataFrame | None = None) -> int | None:
+    """How many tasks the model UDFs' rows are spread over (``inference.partitions``).
+
+    Unset: the session's default parallelism (its task slots: cores of ``local[N]``, or of all
+    executors), and never fewer than ``source``'s own partitions where they are known without
+    running anything (a classic session's plan without a shuffle, e.g. a file scan). On Spark
+    Connect only ``spark.default.parallelism``, where the server sets it, is readable; None
+    there means: leave the partitioning as it is.
+    """
+    if config.inference.partitions is not None:
+        return config.inference.partitions
+    if is_connect(spark):
+        value = spark.conf.get("spark.default.parallelism", None)
+        return int(value) if value else None
+    slots = spark.sparkContext.defaultParallelism
+    if source is not None and "Exchange" not in source._jdf.queryExecution().executedPlan().toString():
+        # a plan with a shuffle would run its map stages to count (adaptive execution)
+        slots = max(slots, source.rdd.getNumPartitions())
+    return slots
+
+
+def spread_for_models(df: DataFrame, n: int | None, key: str, *, ties: tuple[str, ...] = (),
+                      sort_by: str | None = None) -> DataFrame:
+    """Hash-partition ``df`` by ``key`` into ``n`` tasks (None: as it is) and give each task's rows
+    a fixed order: by the length of ``sort_by`` where given, then by the hashes of ``key`` and
+    ``ties``.
+
+    A small input is one partition, which one Python worker with one torch thread would process
+    while the other cores idle; and after a shuffle, adaptive execution coalesces a table of short
+    rows (mention keys) into a few partitions. An explicit repartition is kept as it is. Hashing
+    the key makes the split the same on a retry. The fixed order matters because the rows a shuffle
+    delivers come in no fixed order, and a row's position in a model batch changes its numbers in
+    the last bits: ordered, a rerun or a resumed run gives bit-identical results. Sorting by length
+    as well fills each Arrow batch with texts of about the same length, so the batches carry less
+    padding.
+    """
+    if n is not None:
+        df = df.repartition(n, key)
+    order = [F.length(sort_by)] if sort_by is not None else []
+    # hashes, not the values: an id column may be of a type Spark cannot order
+    return df.sortWithinPartitions(*order, *(F.xxhash64(c) for c in (key, *ties)))
+
+
 def carried_columns(config: JobConfig) -> list[str]:
     cfg = config.input
     return [c for c in cfg.carry_cols if c not in (cfg.text_col, cfg.id_col)]
@@ -185,6 +228,8 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
     docs = prepare_documents(df, config)
     if chunk is not None and chunk[1] > 1:
         docs = docs.where(F.pmod(F.xxhash64(DOC_ID), F.lit(chunk[1])) == chunk[0])
+    docs = spread_for_models(docs, model_partitions(spark, config, df), DOC_ID, ties=("__text",),
+                             sort_by="__text" if config.inference.sort_by_length else None)
     carried = carried_columns(config)
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
     find = make_appeals_udf(bundle, hooks)
@@ -247,7 +292,8 @@ def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | No
     ``hooks``: callables the UDF runs on the executors (see ``detect_appeals``).
     """
     config = _config(config)
-    bundle = ship_models(mentions.sparkSession, bundle or ModelBundle.resolve(config), config.models.ship)
+    spark = mentions.sparkSession
+    bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
     embed = make_embed_udf(bundle, hooks)
-    return distinct_mentions(mentions).select("mention_key", "mention", "count",
-                                              embed(F.col("mention_key")).alias("embedding"))
+    keys = spread_for_models(distinct_mentions(mentions), model_partitions(spark, config), "mention_key")
+    return keys.select("mention_key", "mention", "count", embed(F.col("mention_key")).alias("embedding"))

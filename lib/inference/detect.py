@@ -134,11 +134,11 @@ class MentionDetector:
 
     @classmethod
     def from_dirs(cls, model_dir, tokenizer_dir, *, device="cpu", precision="fp32", **kwargs):
-        from group_appeal_spark.lib.models.devices import resolve_device, torch_dtype
+        from group_appeal_spark.lib.models.devices import finish_precision, resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(tokenizer_dir, "detector tokenizer")
         model = load_token_classifier(model_dir, dtype=torch_dtype(precision))
-        return cls(model, tokenizer, device=resolve_device(device), **kwargs)
+        return cls(finish_precision(model, precision, device), tokenizer, device=resolve_device(device), **kwargs)
 
     def preprocess(self, texts: Sequence[str]) -> list[TokenizedText]:
         """Tokenize whole texts (no truncation) and plan their windows.

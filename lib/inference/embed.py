@@ -73,11 +73,12 @@ class MentionEmbedder:
     @classmethod
     def from_dirs(cls, weights_dir, config_dir, *, device="cpu", precision="fp32", batch_size: int = 64):
         """Load tokenizer and weights from ``weights_dir`` and the encoder config from ``config_dir``."""
-        from group_appeal_spark.lib.models.devices import resolve_device, torch_dtype
+        from group_appeal_spark.lib.models.devices import finish_precision, resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(weights_dir, "embedder tokenizer")
         module = load_embedder_module(weights_dir, config_dir, dtype=torch_dtype(precision))
-        return cls(module, tokenizer, device=resolve_device(device), batch_size=batch_size)
+        return cls(finish_precision(module, precision, device), tokenizer, device=resolve_device(device),
+                   batch_size=batch_size)
 
     def preprocess(self, mentions: Sequence[str]) -> EmbedderInputs:
         """Token ids of each mention's prompt: ``[CLS] prefix mention suffix [SEP]``.

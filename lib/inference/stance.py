@@ -90,11 +90,11 @@ class StanceClassifier:
 
     @classmethod
     def from_dir(cls, model_dir, *, device="cpu", precision="fp32", **kwargs):
-        from group_appeal_spark.lib.models.devices import resolve_device, torch_dtype
+        from group_appeal_spark.lib.models.devices import finish_precision, resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(model_dir, "stance tokenizer")
         model = load_sequence_classifier(model_dir, dtype=torch_dtype(precision))
-        return cls(model, tokenizer, device=resolve_device(device), **kwargs)
+        return cls(finish_precision(model, precision, device), tokenizer, device=resolve_device(device), **kwargs)
 
     def preprocess(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[list[int]], list[list[int]] | None]:
         """Token ids (and token type ids, where the tokenizer makes them) of the three

@@ -15,8 +15,8 @@ from group_appeal_spark.lib.choices import Device, Precision
 from group_appeal_spark.lib.errors import ConfigError
 
 # Device and Precision are defined in lib.choices and stay importable from here.
-__all__ = ["Device", "Precision", "bf16_native", "cpu_capability", "resolve_device", "resolve_precision",
-           "torch_dtype"]
+__all__ = ["Device", "Precision", "bf16_native", "cpu_capability", "finish_precision", "resolve_device",
+           "resolve_precision", "torch_dtype"]
 
 log = logging.getLogger("group_appeal_spark")
 
@@ -66,7 +66,43 @@ def torch_dtype(precision, device="cpu") -> "torch.dtype":  # noqa: F821
         Precision.FP32: torch.float32,
         Precision.BF16: torch.bfloat16,
         Precision.FP16: torch.float16,
+        Precision.INT8: torch.float32,  # loaded in fp32, then quantised by :func:`finish_precision`
     }[Precision.parse(precision, key="precision")]
+
+
+def finish_precision(model, precision, device):
+    """Apply what loading in :func:`torch_dtype` leaves to do for ``precision``; returns the model.
+
+    ``int8``: dynamic int8 quantisation of every ``torch.nn.Linear`` (weights int8 with one scale
+    per tensor, activations quantised per batch; matrix products in int8 with AVX2 / AVX-512 VNNI).
+    The embeddings, layer norms and attention products stay fp32. The quantised weights are
+    private to each process (a quarter of the fp32 size); the fp32 embedding matrices stay
+    memory-mapped. Other precisions: the model as it is.
+
+    Raises
+    ------
+    ConfigError
+        ``int8`` on a device other than the CPU, or with a torch that has no dynamic quantisation.
+    """
+    if Precision.parse(precision, key="precision") is not Precision.INT8:
+        return model
+    import warnings
+
+    import torch
+
+    target = resolve_device(device)
+    if target.type != "cpu":
+        raise ConfigError(f"precision: int8 (dynamic quantisation) runs on the CPU only, not on {target}; "
+                          f"use bf16 or fp16 there")
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError as exc:  # a torch without the eager-mode quantisation API
+        raise ConfigError(f"precision: int8 needs torch.ao.quantization.quantize_dynamic, which torch "
+                          f"{torch.__version__} does not have; use fp32 or bf16") from exc
+    with warnings.catch_warnings():
+        # torch 2.10+ announces the API's move to torchao on every call, once per Python worker
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def _cpu_flags() -> tuple[frozenset, str]:

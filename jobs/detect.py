@@ -76,8 +76,8 @@ def _embed(spark, config, bundle: ModelBundle, work: str, *, resume: bool, final
     Chunk i embeds the distinct mentions whose key hashes to i of ``input.chunks`` and leaves
     ``_work/embed-NNNNN/`` with a ``_DONE.json`` marker; ``resume`` skips the chunks that have
     one. The same rows as one pass: a mention key's rows are all in one chunk, and embeddings do
-    not depend on batching (to the last bit, except that a batch of one row takes another matrix
-    kernel: 1 ulp). Returns the distinct mentions and the chunks skipped.
+    not depend on batching (to the last bit, except that a batch of a few rows takes another
+    matrix kernel: 1 ulp). Returns the distinct mentions and the chunks skipped.
     """
     out, fmt = config.output.path, config.output.format
     embedded = _phase_done(spark, work, "embedded") if resume else None

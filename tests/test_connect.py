@@ -158,8 +158,13 @@ def test_run_job_through_connect_matches_classic(sides):
     _assert_mentions_equal(pd.read_parquet(out / "mentions"), pd.read_parquet(classic_run / "mentions"))
     keys = ["mention_key"]
     connect, classic = _sorted(pd.read_parquet(out / "clusters"), keys), _sorted(pd.read_parquet(classic_run / "clusters"), keys)
-    exact = [c for c in classic.columns if c != "distance_to_centroid"]
+    # The two sessions batch differently (Arrow batch 16 here, 256 on the server), and a batch of
+    # a few rows takes another matrix kernel: embeddings 1 ulp apart. k-means then finds the same
+    # clusters but may number them differently, so ids are compared up to a renumbering.
+    exact = [c for c in classic.columns if c not in ("distance_to_centroid", "cluster_id")]
     pd.testing.assert_frame_equal(connect[exact], classic[exact], check_dtype=False)
+    pairs = set(zip(connect["cluster_id"], classic["cluster_id"]))
+    assert len(pairs) == connect["cluster_id"].nunique() == classic["cluster_id"].nunique(), "the same clusters"
     np.testing.assert_allclose(connect["distance_to_centroid"], classic["distance_to_centroid"], atol=1e-5)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mentions"] == len(pd.read_parquet(classic_run / "mentions"))

@@ -87,7 +87,7 @@ def _same_rows(got: pd.DataFrame, want: pd.DataFrame, table: str) -> None:
     """Equal tables: every column exactly, except floats computed from embeddings, to 1e-5.
 
     An embedding is the same up to its last bit whatever batch it was in, except that a batch of
-    one row takes another matrix kernel (1 ulp apart), so a run with other chunks can differ
+    a few rows takes another matrix kernel (1 ulp apart), so a run with other chunks can differ
     there; k-means distances follow.
     """
     floats = [c for c in want.columns if c in ("distance_to_centroid",)]

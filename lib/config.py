@@ -163,6 +163,9 @@ class JobConfig:
             _positive("inference.torch_threads", inf.torch_threads)
         if inf.partitions is not None:
             _positive("inference.partitions", inf.partitions)
+        if inf.precision == "int8" and str(inf.device).split(":", 1)[0].lower() in ("cuda", "mps"):
+            raise ConfigError(f"inference.precision: int8 (dynamic quantisation) runs on the CPU only, not on "
+                              f"inference.device {inf.device!r}; use bf16 or fp16 there, or device cpu")
         if inf.window_stride < 0 or inf.window_stride > 256:
             raise ConfigError(f"inference.window_stride: {inf.window_stride!r} must be between 0 and 256 tokens")
         _positive("segmentation.max_segment_chars", seg.max_segment_chars)

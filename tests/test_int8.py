@@ -78,3 +78,9 @@ def test_int8_stages_quantise_every_linear_and_stay_close_to_fp32(hub_cache):
     assert e8.shape == e32.shape and e8.dtype == np.float32
     assert np.allclose(np.linalg.norm(e8, axis=1), 1.0, atol=1e-5)
     assert (e8 * e32).sum(axis=1).min() > 0.98
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_int8_on_a_gpu_device_is_refused_when_the_config_loads(device):
+    with pytest.raises(ConfigError, match="int8 .*CPU only"):
+        load_config(overrides={"inference.precision": "int8", "inference.device": device})

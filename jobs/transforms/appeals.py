@@ -164,8 +164,8 @@ def model_partitions(spark, config: JobConfig, source: DataFrame | None = None) 
     Unset: the session's default parallelism (its task slots: cores of ``local[N]``, or of all
     executors), and never fewer than ``source``'s own partitions where they are known without
     running anything (a classic session's plan without a shuffle, e.g. a file scan). On Spark
-    Connect only ``spark.default.parallelism``, where the server sets it, is readable; None
-    there means: leave the partitioning as it is.
+    Connect only ``spark.default.parallelism``, where the client can read it; None there means:
+    leave the partitioning as it is (README: set ``inference.partitions``).
     """
     if config.inference.partitions is not None:
         return config.inference.partitions
@@ -189,8 +189,9 @@ def spread_for_models(df: DataFrame, n: int | None, key: str, *, ties: tuple[str
     while the other cores idle; and after a shuffle, adaptive execution coalesces a table of short
     rows (mention keys) into a few partitions. An explicit repartition is kept as it is. Hashing
     the key makes the split the same on a retry. The fixed order matters because the rows a shuffle
-    delivers come in no fixed order, and a row's position in a model batch changes its numbers in
-    the last bits: ordered, a rerun or a resumed run gives bit-identical results. Sorting by length
+    delivers come in no fixed order, and the batch a row falls into can change its numbers in the
+    last bit (a batch of a few rows takes another matrix kernel): ordered, a rerun or a resumed run
+    with the same settings gives bit-identical results. Sorting by length
     as well fills each Arrow batch with texts of about the same length, so the batches carry less
     padding.
     """

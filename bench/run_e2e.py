@@ -26,6 +26,7 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 CACHE = os.environ.get("GAS_BENCH_CACHE", "/tmp/gas-bench/hub")
 DEFAULT_VARIANTS = ["fp32=--precision fp32", "bf16=--precision bf16", "auto=--precision auto"]
 
@@ -37,25 +38,17 @@ def env() -> dict:
 
 
 def machine() -> dict:
-    import platform
-
-    import torch
-    import transformers
+    """run_bench.py's machine facts, plus what decides the precision: torch's CPU capability and the
+    bf16 flags, as :func:`cpu_capability` reads them."""
     from group_appeal_spark.lib.models.devices import cpu_capability
+    from run_bench import machine as bench_machine
 
     facts = cpu_capability()
-    cpu = "unknown"
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_cpu_capability": facts["torch_cpu_capability"],
-            "bf16_native": facts["bf16_native"], "bf16_flags": facts["bf16_flags_seen"],
-            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+    return {**bench_machine(), "torch_cpu_capability": facts["torch_cpu_capability"],
+            "bf16_native": facts["bf16_native"], "bf16_flags": facts["bf16_flags_seen"]}
 
 
 def write_corpus(folder: pathlib.Path, n: int) -> pathlib.Path:
-    sys.path.insert(0, str(HERE))
     from corpus import make_corpus
 
     path = folder / f"corpus-{n}.jsonl"

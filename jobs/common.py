@@ -256,11 +256,9 @@ def build_session(config, app_name: str, master: str | None = None):
 
 
 def _with_own_package(spark):
-    from group_appeal_spark.udfs.shipping import ship_own_package
+    from group_appeal_spark.jobs.executors import prepare_executors
 
-    shipped = ship_own_package(spark)
-    if shipped:
-        log.info("shipping this package to the executors as %s (it runs from a wheel)", shipped)
+    prepare_executors(spark)  # a cluster's executors get this package, then a probe checks them
     return spark
 
 

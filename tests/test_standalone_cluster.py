@@ -11,11 +11,14 @@ each fetched once per executor. A Python worker killed while it runs the models 
 attempt, not the job, and not a digit of the outputs.
 
 One undisturbed cluster run is the reference of every test here: against a local run of the
-same job, and against the run whose worker was killed.
+same job, and against the run whose worker was killed. README's own spark-submit block runs
+too, as written, from a copy of the checkout (the driver imports the checkout, which it zips
+and ships); and executors without a dependency stop the job at its start-up probe.
 """
 
 import collections
 import json
+import shlex
 import os
 import re
 import shutil
@@ -105,13 +108,14 @@ def standalone(tmp_path_factory):
                 os.killpg(p.pid, signal.SIGKILL)
 
 
-def _submit(standalone, wheel, folder: Path) -> subprocess.Popen:
+def _submit(standalone, wheel, folder: Path, conf_dir: Path | None = None) -> subprocess.Popen:
     """spark-submit the run job as cluster deploy mode would see it: the job file alone, the wheel."""
     job_dir = folder / "job"
     job_dir.mkdir()
     shutil.copy(ROOT / "jobs" / "run.py", job_dir / "run.py")
     env = {**os.environ, "PYTHONPATH": str(SUPPORT), "PYSPARK_PYTHON": sys.executable,
-           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
+           **({"SPARK_CONF_DIR": str(conf_dir)} if conf_dir else {})}
     log = open(folder / "driver.log", "w")
     try:
         return subprocess.Popen(
@@ -138,6 +142,102 @@ def _finish(proc: subprocess.Popen, standalone, folder: Path, seconds: float = 4
     app_dir = standalone["work"] / found.group(1)
     return {"out": folder / "out", "log": log, "app_id": found.group(1), "app_dir": app_dir,
             "executor_dirs": sorted(p.parent for p in app_dir.glob("*/stderr"))}
+
+
+README_BLOCK = re.compile(r"```bash\n(pip wheel --no-deps \. -w dist/.*?)```", re.S)
+# What a site sets: README's own values, replaced by this cluster's; nothing else of the block changes.
+README_VALUES = ("yarn", "hdfs:///corpora/hansard", "hdfs:///out/hansard", "/shared/models/group-appeal")
+
+
+def _cluster_conf(folder: Path, **executor_env: str) -> Path:
+    """A SPARK_CONF_DIR for the cluster's site settings (what spark-defaults.conf says on a real one).
+
+    The executors run this interpreter with tests/support on PYTHONPATH: it cannot see the project.
+    """
+    conf = folder / "spark-conf"
+    conf.mkdir()
+    env = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(SUPPORT), **executor_env}
+    lines = ["spark.executor.memory 1g", f"spark.pyspark.python {sys.executable}",
+             *(f"spark.executorEnv.{k} {v}" for k, v in env.items())]
+    (conf / "spark-defaults.conf").write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def _copy_checkout(dest: Path) -> Path:
+    """The checkout's tracked files (a fresh clone's worth), without any build or venv folders."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=False)
+    if listed.returncode == 0 and listed.stdout:
+        for name in filter(None, listed.stdout.decode().split("\0")):
+            if (ROOT / name).is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, dest / name)
+    else:  # no git: everything but what git would ignore here
+        shutil.copytree(ROOT, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".ci-venv*", "build", "dist", "*.egg-info", "__pycache__", "out", "spark-warehouse"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def readme_run(standalone, tmp_path_factory):
+    """README's "On a cluster with spark-submit" block, run by bash in a copy of the checkout."""
+    import pyarrow.json
+    import pyarrow.parquet
+
+    from group_appeal_spark.jobs.common import tiny_model_overrides
+
+    block = README_BLOCK.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert block, "README.md has no spark-submit block starting with `pip wheel --no-deps . -w dist/`"
+    script = block.group(1)
+    folder = tmp_path_factory.mktemp("readme-run")
+    checkout = _copy_checkout(folder / "checkout")
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    pyarrow.parquet.write_table(pyarrow.json.read_json(ROOT / "examples" / "sample_corpus.jsonl"),
+                                corpus / "part-0.parquet")
+    models = Path(next(iter(tiny_model_overrides().values()))).parent  # the tiny models' folder, one per repo
+    for value, replacement in zip(README_VALUES, (standalone["master"], str(corpus), str(folder / "out"),
+                                                  str(models)), strict=True):
+        assert script.count(value) == 1, f"README's block no longer holds {value!r} once:\n{script}"
+        script = script.replace(value, shlex.quote(replacement))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "SPARK_CONF_DIR": str(_cluster_conf(folder)), "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    with open(folder / "driver.log", "w") as log:
+        proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=checkout, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    run = _finish(proc, standalone, folder, seconds=500)
+    return {**run, "checkout": checkout}
+
+
+def test_readme_spark_submit_block_runs_from_a_checkout(readme_run):
+    log = readme_run["log"]
+    summary = json.loads((readme_run["out"] / "summary.json").read_text())
+    assert summary["input_rows"] == 40 and summary["documents_ok"] == 40 and summary["mentions"] > 0
+    assert (readme_run["out"] / "_SUCCESS.json").is_file()
+    # the driver ran the checkout's code, zipped it and shipped the zip; every executor fetched it once
+    shipped = re.search(r"shipping this package to the executors as (group_appeal_spark-0\.1\.0-[0-9a-f]{12}\.zip) "
+                        r"\(zipped from (\S+)\)", log)
+    assert shipped, log[-4000:]
+    assert Path(shipped.group(2)) == readme_run["checkout"] / "group_appeal_spark"
+    for folder in readme_run["executor_dirs"]:
+        assert FETCHED.findall((folder / "stderr").read_text()).count(shipped.group(1)) == 1
+
+
+def test_an_executor_without_a_dependency_stops_the_job_at_start_up(standalone, wheel, tmp_path):
+    """No model work, no output: one line naming the missing module and the fix, exit 2."""
+    proc = _submit(standalone, wheel, tmp_path, conf_dir=_cluster_conf(tmp_path, GAS_TEST_HIDE_MODULES="torch"))
+    started = time.monotonic()
+    proc.wait(timeout=300)
+    seconds = time.monotonic() - started
+    log = (tmp_path / "driver.log").read_text()
+    assert proc.returncode == 2, log[-4000:]
+    errors = [line for line in log.splitlines() if line.startswith("run: error:")]
+    assert len(errors) == 1 and "lacks torch" in errors[0] and "--archives" in errors[0], log[-3000:]
+    assert "Traceback" not in log
+    assert "stage detect: started" not in log and "stage resolve-models" in log
+    assert not (tmp_path / "out").exists()
+    # session start, the probe's retried task attempts: seconds, not the job's minutes
+    assert seconds < 90, seconds
 
 
 @pytest.fixture(scope="module")

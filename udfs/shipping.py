@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 
 from group_appeal_spark.lib.models.bundle import (
@@ -104,54 +103,3 @@ def shipped_root(bundle: ModelBundle) -> str | None:
 
     return str(rebuild_shipped(SparkFiles.getRootDirectory(), bundle.shipped_name, bundle.shipped_files,
                                SparkFiles.get))
-
-
-def ship_own_package(spark) -> str | None:
-    """Put this package on the executors' Python path when the driver runs it from a wheel.
-
-    ``spark-submit --py-files app.whl`` puts the wheel on the driver's path, but Spark adds only
-    ``.zip``, ``.egg`` and ``.jar`` files to the executors' Python path, so their workers could
-    not import the package and every UDF would fail there (seen with a job file alone and the
-    wheel, as in cluster deploy mode). A wheel is a zip archive: it is shipped again under a
-    ``.zip`` name, once per application (per session on Spark Connect). Nothing is done when the
-    package is installed or comes from a checkout: the executors then need their own copy.
-
-    Returns
-    -------
-    str or None
-        The name the archive was shipped under, or None when nothing needed shipping.
-    """
-    import shutil
-
-    import group_appeal_spark
-
-    archive = _archive_holding(group_appeal_spark.__file__)
-    if archive is None or not archive.lower().endswith(".whl"):
-        return None
-    connect = is_connect(spark)
-    key = (spark.session_id if connect else spark.sparkContext.applicationId, archive)
-    if key not in _SHIPPED_PACKAGES:
-        name = os.path.basename(archive)[: -len(".whl")] + ".zip"
-        copy = os.path.join(tempfile.mkdtemp(prefix="gas-package-"), name)
-        shutil.copyfile(archive, copy)
-        if connect:
-            spark.addArtifacts(copy, pyfile=True)
-        else:
-            spark.sparkContext.addPyFile(copy)
-        _SHIPPED_PACKAGES[key] = name
-    return _SHIPPED_PACKAGES[key]
-
-
-# (application or session id, wheel path) -> the name the wheel was shipped under
-_SHIPPED_PACKAGES: dict = {}
-
-
-def _archive_holding(path: str) -> str | None:
-    """The archive file (a wheel, a zip) that a module path points into, or None."""
-    parts = os.path.abspath(path).split(os.sep)
-    for i in range(len(parts) - 1, 1, -1):
-        candidate = os.sep.join(parts[:i])
-        if os.path.isfile(candidate):
-            return candidate
-    return None
-

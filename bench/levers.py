@@ -20,11 +20,11 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-CACHE = os.environ.get("GAS_BENCH_CACHE", "/tmp/gas-bench/hub")
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_HUB_CACHE"] = CACHE
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
 sys.path.insert(0, str(HERE))
+
+import common
+
+os.environ.update(common.env())  # before anything imports huggingface_hub
 
 
 def stance_rows(n_sentences: int, n_pairs: int):
@@ -125,7 +125,6 @@ def main(argv=None):
     import torch
     from group_appeal_spark.lib.inference.batching import length_sorted_batches, pad_rows
     from group_appeal_spark.lib.models.devices import finish_precision
-    from run_e2e import machine
 
     torch.set_num_threads(1)
     stance, rows, texts, finder = stance_rows(args.sentences, args.pairs)
@@ -161,30 +160,24 @@ def main(argv=None):
     found = finder.detector.detect(texts)
     per_doc = [len(ms) * 3 for ms in found]
     all_rows, _ = stance.preprocess([(s, m.span) for s, ms in zip(texts, found) for m in ms])
-    facts = machine()
-    lines = [f"Command: `python bench/levers.py {' '.join(argv or sys.argv[1:])}`  ",
+    facts = common.machine_facts(precision=True)
+    lines = [f"Command: `{common.command('levers.py', argv or sys.argv[1:])}`  ",
              f"Machine: {facts['cpu']}; torch {facts['torch']} (`get_cpu_capability()` = "
              f"{facts['torch_cpu_capability']}), bf16 native: {facts['bf16_native']} "
              f"({', '.join(facts['bf16_flags']) or 'no bf16 flags'}); one torch thread.  ",
              f"Stance model (deberta-v3-base size), {len(rows)} NLI rows of {args.pairs} (sentence, mention) pairs, "
-             f"{sum(map(len, rows))} tokens.", "",
-             "| lever | seconds | speed-up over fp32 | max abs. prob. difference from fp32 | note |",
-             "|---|---|---|---|---|"]
-    for name, seconds, probs, note, setup in results:
-        extra = f"compile {setup:.0f} s" if setup else note
-        lines.append(f"| {name} | {seconds:.2f} | {fp32_seconds / seconds:.2f}x | "
-                     f"{float(np.abs(probs - fp32_probs).max()):.4f} | {extra} |")
+             f"{sum(map(len, rows))} tokens.", ""]
+    lines += common.table(["lever", "seconds", "speed-up over fp32", "max abs. prob. difference from fp32", "note"],
+                          ([name, f"{seconds:.2f}", f"{fp32_seconds / seconds:.2f}x",
+                            f"{float(np.abs(probs - fp32_probs).max()):.4f}", f"compile {setup:.0f} s" if setup else note]
+                           for name, seconds, probs, note, setup in results))
     lines += ["", f"Padding left by batching (padded tokens over real ones, stance rows of {args.sentences} "
-              "sentences):", "", "| documents reach the UDF | Arrow batch | padding |", "|---|---|---|"]
-    for arrow in (256, 16):
-        for docs_sorted in (False, True):
-            share = padding(all_rows, arrow, 1024, docs_sorted, per_doc)
-            lines.append(f"| {'sorted by length in the task' if docs_sorted else 'in input order'} | {arrow} | "
-                         f"{share:.1%} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        pathlib.Path(args.out).write_text(text, encoding="utf-8")
+              "sentences):", ""]
+    lines += common.table(["documents reach the UDF", "Arrow batch", "padding"],
+                          (["sorted by length in the task" if docs_sorted else "in input order", arrow,
+                            f"{padding(all_rows, arrow, 1024, docs_sorted, per_doc):.1%}"]
+                           for arrow in (256, 16) for docs_sorted in (False, True)))
+    common.write_report(args.out, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import common
 
 CHILD = r"""
 import os, sys, json, time
@@ -63,41 +68,6 @@ sys.stdin.readline()
 METHODS = ("baseline", "from_pretrained", "previous", "mmap")
 
 
-def smaps(pid: int) -> dict:
-    """RSS, PSS and USS of a process in MiB, from /proc/<pid>/smaps_rollup."""
-    fields = {}
-    with open(f"/proc/{pid}/smaps_rollup") as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) >= 3 and parts[1].isdigit():
-                fields[parts[0].rstrip(":")] = int(parts[1]) / 1024
-    return {"rss": fields.get("Rss", 0.0), "pss": fields.get("Pss", 0.0),
-            "uss": fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0)}
-
-
-def weight_mappings(pid: int, suffix: str = ".safetensors") -> dict:
-    """RSS, PSS and private MiB of a process's mappings of weight files (from /proc/<pid>/smaps)."""
-    out = {"rss": 0.0, "pss": 0.0, "private": 0.0}
-    current = False
-    with open(f"/proc/{pid}/smaps") as fh:
-        for line in fh:
-            parts = line.split()
-            if not parts:
-                continue
-            if not parts[0].endswith(":") or "-" in parts[0]:  # a mapping header line
-                current = parts[-1].endswith(suffix)
-            elif current and len(parts) >= 3 and parts[1].isdigit():
-                key = parts[0].rstrip(":")
-                kib = int(parts[1]) / 1024
-                if key == "Rss":
-                    out["rss"] += kib
-                elif key == "Pss":
-                    out["pss"] += kib
-                elif key in ("Private_Clean", "Private_Dirty"):
-                    out["private"] += kib
-    return out
-
-
 def measure(method: str, procs: int) -> dict:
     children = [subprocess.Popen([sys.executable, "-c", CHILD, method], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -110,8 +80,7 @@ def measure(method: str, procs: int) -> dict:
                 raise RuntimeError(f"child {c.pid} failed ({method})")
             load_s.append(float(line.split()[1]))
         time.sleep(0.5)
-        per = [{**smaps(c.pid), **{f"weights_{k}": v for k, v in weight_mappings(c.pid).items()}}
-               for c in children]
+        per = [common.memory_mib(c.pid, weights=True) for c in children]
     finally:
         for c in children:
             try:
@@ -127,14 +96,9 @@ def measure(method: str, procs: int) -> dict:
             "sum_uss": sum(p["uss"] for p in per)}
 
 
-def weights_mib(cache: str) -> float:
-    with open(os.path.join(cache, "bench_models.json")) as fh:
-        return sum(json.load(fh)["weight_bytes"].values()) / 2**20
-
-
 def run(cache: str, procs: int = 2) -> dict:
     """Baseline (imports only), from_pretrained and mmap; sums over ``procs`` children."""
-    out = {"weights_mib": weights_mib(cache)}
+    out = {"weights_mib": common.weights_mib(cache)}
     for method in METHODS:
         out[method] = measure(method, procs)
     base = out["baseline"]["sum_pss"]

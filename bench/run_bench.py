@@ -24,22 +24,17 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import sys
-import threading
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-CACHE = os.environ.get("GAS_BENCH_CACHE", "/tmp/gas-bench/hub")
-# huggingface_hub reads these once, at its first import: set before anything imports it.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_HUB_CACHE"] = CACHE
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ["PYSPARK_PYTHON"] = sys.executable
-os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 sys.path.insert(0, str(HERE))
 
-from corpus import length_stats, make_corpus  # noqa: E402
+import common
+from corpus import length_stats, make_corpus
+
+CACHE = common.CACHE
+os.environ.update(common.env())  # huggingface_hub reads it once, at its first import: before anything imports it
 
 SIZES = {  # (n1, n2) sentences for the marginal rates
     "full": {"ours": (80, 240), "bf16": (80, 240), "ref": (24, 72), "spark": (30, 90), "raw": 80,
@@ -58,25 +53,6 @@ def log(msg):
 
 def load_avg():
     return os.getloadavg()
-
-
-def machine():
-    import torch
-
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    import transformers
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(mem, 1), "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "bf16_cpu": "avx512_bf16" in open("/proc/cpuinfo").read()}
 
 
 def _dir(rid):
@@ -319,42 +295,6 @@ def levers(finder, texts, n_pairs):
 # ----------------------------------------------------------------------------------------------
 # Spark: local[2], memory of the Python workers and marginal end-to-end rate of detect_appeals
 # ----------------------------------------------------------------------------------------------
-def _descendants(root):
-    children = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(pid))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        for c in children.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _python_workers(root):
-    from memory import smaps, weight_mappings
-
-    found = {}
-    for pid in _descendants(root):
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
-            if "pyspark" in cmd and "java" not in cmd:
-                found[pid] = smaps(pid)
-                if found[pid]["rss"] > 300:
-                    found[pid].update({f"weights_{k}": v for k, v in weight_mappings(pid).items()})
-        except OSError:
-            continue
-    return found
-
-
 def bench_spark(texts, sizes, arrow_batch, max_tokens=None):
     from group_appeal_spark.jobs.transforms import detect_appeals
     from pyspark.sql import SparkSession
@@ -371,40 +311,30 @@ def bench_spark(texts, sizes, arrow_batch, max_tokens=None):
               "inference.max_tokens_per_batch": max_tokens}
     peak = {"sum_rss": 0.0, "sum_pss": 0.0, "sum_uss": 0.0, "workers": 0, "max_rss_one": 0.0,
             "weights_pss": 0.0, "weights_private": 0.0, "weights_rss": 0.0}
-    stop = threading.Event()
 
-    def sample():
-        while not stop.is_set():
-            w = _python_workers(os.getpid())
-            heavy = {p: m for p, m in w.items() if m["rss"] > 300}  # workers holding models
-            if heavy:
-                peak["sum_rss"] = max(peak["sum_rss"], sum(m["rss"] for m in heavy.values()))
-                peak["sum_pss"] = max(peak["sum_pss"], sum(m["pss"] for m in heavy.values()))
-                peak["sum_uss"] = max(peak["sum_uss"], sum(m["uss"] for m in heavy.values()))
-                peak["workers"] = max(peak["workers"], len(heavy))
-                peak["max_rss_one"] = max(peak["max_rss_one"], max(m["rss"] for m in heavy.values()))
-                for k in ("weights_pss", "weights_private", "weights_rss"):
-                    peak[k] = max(peak[k], sum(m.get(k, 0.0) for m in heavy.values()))
-            stop.wait(1.0)
+    def sample():  # the Python workers holding models (RSS > 300 MiB) among this process's descendants
+        heavy = [common.memory_mib(pid, weights=True) for pid, m in common.tree_memory(os.getpid()).items()
+                 if pid != os.getpid() and "pyspark" in m["cmdline"] and "java" not in m["cmdline"]
+                 and m["rss"] > 300 * common.MIB]
+        if heavy:
+            common.keep_max(peak, workers=len(heavy), max_rss_one=max(m["rss"] for m in heavy),
+                            **{f"sum_{k}": sum(m[k] for m in heavy) for k in ("rss", "pss", "uss")},
+                            **{k: sum(m[k] for m in heavy) for k in ("weights_pss", "weights_private", "weights_rss")})
 
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
     times = {}
     try:
-        warm = spark.createDataFrame([(f"w{i}", t) for i, t in enumerate(texts[-8:])], "id string, text string")
-        t = time.perf_counter()
-        detect_appeals(warm.repartition(2), config).documents.count()  # loads the models in both workers
-        times["warmup_with_load"] = time.perf_counter() - t
-        for n in sizes:
-            log(f"spark local[2]: {n} documents (load {load_avg()[0]:.2f})")
-            df = spark.createDataFrame([(f"d{i}", t) for i, t in enumerate(texts[:n])], "id string, text string")
+        with common.Sampler(sample, every=1.0):
+            warm = spark.createDataFrame([(f"w{i}", t) for i, t in enumerate(texts[-8:])], "id string, text string")
             t = time.perf_counter()
-            res = detect_appeals(df.repartition(2), config)
-            n_m = res.mentions.count()
-            times[n] = {"seconds": time.perf_counter() - t, "mentions": n_m}
+            detect_appeals(warm.repartition(2), config).documents.count()  # loads the models in both workers
+            times["warmup_with_load"] = time.perf_counter() - t
+            for n in sizes:
+                log(f"spark local[2]: {n} documents (load {load_avg()[0]:.2f})")
+                df = spark.createDataFrame([(f"d{i}", t) for i, t in enumerate(texts[:n])], "id string, text string")
+                t = time.perf_counter()
+                n_m = detect_appeals(df.repartition(2), config).mentions.count()
+                times[n] = {"seconds": time.perf_counter() - t, "mentions": n_m}
     finally:
-        stop.set()
-        th.join()
         spark.stop()
     n1, n2 = sizes
     ds = times[n2]["seconds"] - times[n1]["seconds"]
@@ -431,134 +361,6 @@ def bench_k(n, k_max=30, seed=0):
             "estimated": bool(res.scores["estimated"].any())}
 
 
-# ----------------------------------------------------------------------------------------------
-# report
-# ----------------------------------------------------------------------------------------------
-def fmt(x, nd=2):
-    if isinstance(x, float):
-        return f"{x:,.{nd}f}"
-    return f"{x:,}" if isinstance(x, int) else str(x)
-
-
-def render(R, cmd):
-    L = []
-    m = R["machine"]
-    L += ["# Benchmarks", "",
-          "Random-init models of the real architectures and sizes (roberta-base token classification, "
-          "deberta-v3-base NLI with vocab 128,100, bert-base + 768->128 projection; "
-          f"{R['weights_mib']:.0f} MiB of fp32 safetensors), so every forward pass costs what the real models' "
-          "do. Tokenizers are the tiny test ones (`group_appeal_spark/testing/`); the detector's classifier bias is set "
-          f"so that it finds {R['calibration']:.2f} mentions per sentence on the corpus. Corpus: "
-          f"{R['corpus']['sentences']:,} parliamentary-style sentences, {R['corpus']['words_p10']:.0f}/"
-          f"{R['corpus']['words_p50']:.0f}/{R['corpus']['words_p90']:.0f} words at p10/p50/p90 "
-          f"(mean {R['corpus']['words_mean']:.1f}); {R.get('tokens_per_sentence', 0):.1f} detector tokens per sentence.",
-          "", f"Command: `{cmd}`  ", f"Run: {R['started']} -> {R['finished']} ({R['minutes']:.1f} min).  ",
-          f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, no GPU (avx512_bf16: {m['bf16_cpu']}); "
-          f"Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}.  ",
-          f"Load average during the run (1 min, sampled at each step): {R['load_min']:.2f}-{R['load_max']:.2f}. "
-          "Other jobs shared this 2-core machine, so every rate is noisy (±20% or worse between repeats); "
-          "the ratios measured back to back are more trustworthy than absolute numbers.", ""]
-    s = R["sizes"]
-    L += ["## Throughput (marginal: Δrows/Δseconds between two corpus sizes, model loading excluded)", "",
-          f"Rows: detection = sentences, stance = (sentence, mention) pairs (3 NLI rows each), "
-          f"embedding = mentions embedded (the reference embeds every occurrence, this project each unique "
-          f"mention key once), end to end = sentences through all three stages. This project: "
-          f"{s['ours'][0]} and {s['ours'][1]} sentences; the reference: {s['ref'][0]} and {s['ref'][1]} "
-          f"sentences (it is ~3x slower; fewer rows keep the run short). Raw forward = only the model calls over "
-          f"the length-sorted batches of {s['raw']} sentences (the hardware limit of this batching). This "
-          f"project ran with the default batch sizes (32 texts, 32 pairs, 128 mentions) and "
-          f"`inference.max_tokens_per_batch: {R['max_tokens_per_batch']}`; torch threads = 2 (all cores) "
-          f"in-process, 1 per worker in Spark.", "",
-          "| stage | reference fp32 | ours fp32 | ours bf16 | raw forward fp32 | raw forward bf16 | ours fp32 / ref | ours bf16 / ref | ours fp32 / raw fp32 | fp32 time in model calls (same run) | bf16 time in model calls |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for stage, unit in (("detect", "sent/s"), ("stance", "pairs/s"), ("embed", "mentions/s"), ("e2e", "sent/s")):
-        ref = R["ref"][stage]["rate"]
-        o32 = R["ours_fp32"][stage]["rate"]
-        o16 = R["ours_bf16"][stage]["rate"]
-        r32 = R["raw_fp32"][stage]["rate"]
-        r16 = R["raw_bf16"][stage]["rate"]
-        L.append(f"| {stage} ({unit}) | {ref:.2f} | {o32:.2f} | {o16:.2f} | {r32:.2f} | {r16:.2f} | "
-                 f"{o32 / ref:.2f}x | {o16 / ref:.2f}x | {100 * o32 / r32:.0f}% | "
-                 f"{100 * R['ours_fp32'][stage]['forward_share']:.0f}% | {100 * R['ours_bf16'][stage]['forward_share']:.0f}% |")
-    L += ["", "'Time in model calls' is the share of this project's marginal seconds spent inside the stages' "
-          "`forward` (padding + model + softmax), measured in the same run: the rest is tokenizing, sorting, "
-          "aggregation and Python. It is the noise-free form of 'ours / raw forward' (the raw column is a separate "
-          "run, on another load of this shared machine). Raw end to end = one sentence's detection plus this project's "
-          "stance pairs and unique mentions per sentence at the raw rates.",
-          "", "Raw forward, tokens per second: " + ", ".join(
-        f"{k} fp32 {R['raw_fp32'][k]['tokens'] / R['raw_fp32'][k]['seconds']:,.0f} / bf16 "
-        f"{R['raw_bf16'][k]['tokens'] / R['raw_bf16'][k]['seconds']:,.0f}" for k in ("detect", "stance", "embed")) + ".",
-          "", "Mentions per sentence: reference {:.2f}, ours fp32 {:.2f} (same detector, same rows).".format(
-              R["ref_runs_rows"]["stance"] / max(R["ref_runs_rows"]["e2e"], 1),
-              R["ours_runs_rows"]["stance"] / max(R["ours_runs_rows"]["e2e"], 1)), ""]
-    a = R["agreement"]
-    L += ["## bf16 against fp32", "",
-          f"On {a['pairs']} (sentence, mention) pairs of the fp32 detector: max |Δ stance probability| "
-          f"{a['max_prob_diff']:.4f}, stance label agreement {100 * a['label_agreement']:.1f}%; embeddings of "
-          f"{R['agreement_keys']} unique mentions: cosine min {a['embed_cos_min']:.4f}, mean {a['embed_cos_mean']:.4f}. "
-          f"Detection: {R['bf16_detect']['mentions_fp32']} mentions fp32, {R['bf16_detect']['mentions_bf16']} bf16, "
-          f"{R['bf16_detect']['mention_spans_differing']} (sentence, start, end) spans in one but not the other. "
-          "(Random weights: real fine-tuned models have larger margins, so agreement there is expected to be higher.)", ""]
-    L += ["## Levers (fp32, measured one after another)", "", "| lever | rate |", "|---|---|"]
-    for k, v in R["levers"].items():
-        L.append(f"| {k} | {v:.2f} |")
-    mem = R["memory"]
-    w = mem["weights_mib"]
-    L += ["", "## Memory: one copy of the weights per node", "",
-          f"Two processes each load all three models ({w:.0f} MiB of weights) and run one forward pass; "
-          "sums over both of RSS, PSS and USS (Private_Clean + Private_Dirty from /proc/<pid>/smaps_rollup), "
-          "in MiB. 'Weight copies' = (PSS sum - baseline PSS sum) / weights.", "",
-          "| loader | RSS sum | PSS sum | USS sum | weight copies (PSS) | weight-file mappings: PSS / private | load seconds (2 at once) |",
-          "|---|---|---|---|---|---|---|"]
-    names = {"baseline": "imports only (baseline)", "from_pretrained": "from_pretrained + copying load_state_dict (reference)",
-             "previous": "from_pretrained + load_file/assign (this project before)", "mmap": "lib/models/weights.py mmap (now)"}
-    for k in ("baseline", "from_pretrained", "previous", "mmap"):
-        x = mem[k]
-        L.append(f"| {names[k]} | {x['sum_rss']:,.0f} | {x['sum_pss']:,.0f} | {x['sum_uss']:,.0f} | "
-                 f"{x.get('weight_copies_pss', 0):.2f} | {x['sum_weights_pss']:,.0f} / {x['sum_weights_private']:,.0f} | "
-                 f"{', '.join(f'{v:.1f}' for v in x['load_seconds'])} |")
-    sp = R["spark"]
-    pk = sp["peak"]
-    L += ["", f"Spark `local[2]`, `jobs.transforms.detect_appeals` (detection + stance models in each Python worker; "
-          f"arrow.maxRecordsPerBatch {sp['arrow_batch']}): peak over the run of the sums over {pk['workers']} "
-          f"model-holding Python workers: RSS {pk['sum_rss']:,.0f} MiB, PSS {pk['sum_pss']:,.0f} MiB, "
-          f"USS {pk['sum_uss']:,.0f} MiB (largest single worker RSS {pk['max_rss_one']:,.0f} MiB); "
-          f"the two models' weights are {R['weights_det_stance_mib']:.0f} MiB. PSS sum / weights = "
-          f"{pk['sum_pss'] / R['weights_det_stance_mib']:.2f}. Of that, the mappings of the *.safetensors files "
-          f"(peak sums over the workers): RSS {pk['weights_rss']:,.0f} MiB, PSS {pk['weights_pss']:,.0f} MiB, "
-          f"private {pk['weights_private']:,.0f} MiB: the rest is activations, tokenizers and the interpreter.", "",
-          "Spark end to end (detection + stance, 2 workers x 1 torch thread): "
-          + ", ".join(f"{k} docs {v['seconds']:.1f} s" if isinstance(v, dict) else f"{k} {v:.1f} s"
-                      for k, v in sp["times"].items())
-          + f"; marginal {sp['marginal_docs_per_s']:.2f} documents/s"
-          + (f"; with arrow.maxRecordsPerBatch 16 instead: marginal {R['spark_arrow16']['marginal_docs_per_s']:.2f} "
-             f"documents/s, peak worker PSS sum {R['spark_arrow16']['peak']['sum_pss']:,.0f} MiB"
-             if "spark_arrow16" in R else "") + ".", ""]
-    L += ["## k search (`lib.cluster.search_k`, k=2..30, silhouette, count-weighted)", "",
-          "| unique mentions | seconds | best k | silhouette |", "|---|---|---|---|"]
-    for k in R["k_search"]:
-        L.append(f"| {k['n']:,} | {k['seconds']:.1f} | {k['best_k']} | {'estimated (sample)' if k['estimated'] else 'exact'} |")
-    L += ["", "## Targets", "", "The stages in-process, one Python process (the targets through the `run` job, Spark "
-          "included, are in '`run` end to end' below: `bench/run_e2e.py`).", "",
-          "| target | measured | met |", "|---|---|---|"]
-    for t in R["targets"]:
-        L.append(f"| {t[0]} | {t[1]} | {'yes' if t[2] else 'no'} |")
-    L += ["", "## Log", "", "```", *R["log"], "```", ""]
-    return "\n".join(L)
-
-
-# Sections after this line (the soak, `run` end to end, levers, worker memory: other bench
-# scripts' results, pasted by hand) survive a rewrite of the file by this script.
-OTHER_SECTIONS = "<!-- sections below: other bench scripts (kept when run_bench.py rewrites this file) -->"
-
-
-def write_keeping_other_sections(out: pathlib.Path, text: str) -> None:
-    """Write this script's Markdown to ``out``, keeping what follows :data:`OTHER_SECTIONS` there."""
-    old = out.read_text(encoding="utf-8") if out.is_file() else ""
-    tail = old[old.index(OTHER_SECTIONS):] if OTHER_SECTIONS in old else OTHER_SECTIONS + "\n"
-    out.write_text(text.rstrip("\n") + "\n\n" + tail, encoding="utf-8")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description="group-appeal-spark benchmark against the reference")
     parser.add_argument("--out", required=True)
@@ -571,39 +373,34 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.render_only:
         R = json.loads(pathlib.Path(args.render_only).read_text())
-        write_keeping_other_sections(pathlib.Path(args.out), render(R, R["command"]))
+        common.write_keeping_other_sections(pathlib.Path(args.out), common.render_benchmarks(R, R["command"]))
         return
     mode = "quick" if args.quick else "full"
     sz = SIZES[mode]
-    cmd = "python bench/run_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = common.command("run_bench.py", argv if argv is not None else sys.argv[1:])
     start = time.time()
     R = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "sizes": sz,
          "max_tokens_per_batch": args.max_tokens_per_batch}
     loads = []
-    orig_log = log
-
     partial = pathlib.Path(args.out).with_suffix(".partial.json")
 
     def step(msg):
         loads.append(load_avg()[0])
-        orig_log(msg)
-        # what is measured so far survives a crash of a later step
-        partial.write_text(json.dumps({k: v for k, v in R.items()}, indent=2, default=str))
+        log(msg)
+        partial.write_text(json.dumps(R, indent=2, default=str))  # what is measured so far survives a crash
 
     texts = make_corpus(2000)
     R["corpus"] = length_stats(texts)
-    R["machine"] = machine()
+    R["machine"] = common.machine_facts()
     if not (args.skip_build and (pathlib.Path(CACHE) / "bench_models.json").is_file()):
         step("building real-size random models")
         import build_models
 
         build_models.build(CACHE, texts)
-    info = json.loads((pathlib.Path(CACHE) / "bench_models.json").read_text())
-    R["calibration"] = info["detector_mentions_per_sentence_calibration"]
-    R["weights_mib"] = sum(info["weight_bytes"].values()) / 2**20
-    wb = info["weight_bytes"]
-    R["weights_det_stance_mib"] = (wb["maxwlnd/roberta_group_mention_detector"]
-                                   + wb["maxwlnd/socialgroup_stance_classification_nli"]) / 2**20
+    R["calibration"] = common.bench_models(CACHE)["detector_mentions_per_sentence_calibration"]
+    R["weights_mib"] = common.weights_mib(CACHE)
+    R["weights_det_stance_mib"] = common.weights_mib(CACHE, ("maxwlnd/roberta_group_mention_detector",
+                                                             "maxwlnd/socialgroup_stance_classification_nli"))
 
     import torch
 
@@ -672,30 +469,7 @@ def main(argv=None):
     R["k_search"] = [bench_k(n) for n in sz["k"]]
     step("done")
 
-    e2e_ref = R["ref"]["e2e"]["rate"]
-    mem = R["memory"]
-    R["targets"] = [
-        ("fp32 end to end >= 2x the reference", f"{R['ours_fp32']['e2e']['rate'] / e2e_ref:.2f}x",
-         R["ours_fp32"]["e2e"]["rate"] >= 2 * e2e_ref),
-        ("fp32 end to end >= 90% of the raw forward rate",
-         f"{100 * R['ours_fp32']['e2e']['forward_share']:.0f}% of the time in model calls (same run); "
-         f"{100 * R['ours_fp32']['e2e']['rate'] / R['raw_fp32']['e2e']['rate']:.0f}% of the separate raw run",
-         R["ours_fp32"]["e2e"]["forward_share"] >= 0.9),
-        ("bf16 end to end >= 5x the reference", f"{R['ours_bf16']['e2e']['rate'] / e2e_ref:.2f}x",
-         R["ours_bf16"]["e2e"]["rate"] >= 5 * e2e_ref),
-        ("2 Python workers <= 1.3x one copy of the weights",
-         f"{mem['mmap']['weight_copies_pss']:.2f}x (2 loader processes, PSS); Spark workers PSS/weights "
-         f"{R['spark']['peak']['sum_pss'] / R['weights_det_stance_mib']:.2f}x",
-         mem["mmap"]["weight_copies_pss"] <= 1.3),
-        ("k search, 100k unique mentions, k=2..30 < 5 min",
-         "; ".join(f"{k['n']:,}: {k['seconds']:.0f} s" for k in R["k_search"]),
-         any(k["n"] >= 100_000 and k["seconds"] < 300 for k in R["k_search"])),
-        ("same mentions and stances as the reference (fp32, shared rows)",
-         f"mentions equal: {R['parity_pairs_equal']} on {R['parity_texts']['compared']} one-segment texts "
-         f"({R['parity_texts']['multi_segment']} texts with an inner '?' are split by sentence segmentation and "
-         f"left out); max |Δ stance prob| {R.get('parity_max_prob_diff', float('nan')):.1e}",
-         R["parity_pairs_equal"]),
-    ]
+    R["targets"] = common.benchmark_targets(R)
     R["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     R["minutes"] = (time.time() - start) / 60
     R["load_min"], R["load_max"] = min(loads), max(loads)
@@ -704,7 +478,7 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(R, indent=2, default=str))
     partial.unlink(missing_ok=True)
-    write_keeping_other_sections(out, render(R, cmd))
+    common.write_keeping_other_sections(out, common.render_benchmarks(R, cmd))
     print(out.read_text())
 
 

@@ -27,25 +27,11 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-CACHE = os.environ.get("GAS_BENCH_CACHE", "/tmp/gas-bench/hub")
+
+import common
+from common import CACHE, env
+
 DEFAULT_VARIANTS = ["fp32=--precision fp32", "bf16=--precision bf16", "auto=--precision auto"]
-
-
-def env() -> dict:
-    """The environment of every child: offline hub cache, workers on this interpreter."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": CACHE, "TOKENIZERS_PARALLELISM": "false",
-            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-
-
-def machine() -> dict:
-    """run_bench.py's machine facts, plus what decides the precision: torch's CPU capability and the
-    bf16 flags, as :func:`cpu_capability` reads them."""
-    from group_appeal_spark.lib.models.devices import cpu_capability
-    from run_bench import machine as bench_machine
-
-    facts = cpu_capability()
-    return {**bench_machine(), "torch_cpu_capability": facts["torch_cpu_capability"],
-            "bf16_native": facts["bf16_native"], "bf16_flags": facts["bf16_flags_seen"]}
 
 
 def write_corpus(folder: pathlib.Path, n: int) -> pathlib.Path:
@@ -155,42 +141,38 @@ def markdown(facts, sizes, results, loads, argv) -> str:
     ref = results["reference"]
     ref_rate = (n2 - n1) / (ref[n2]["wall"] - ref[n1]["wall"])
     lines = [
-        f"Command: `python bench/run_e2e.py {' '.join(argv)}`  ",
+        f"Command: `{common.command('run_e2e.py', argv)}`  ",
         f"Machine: {facts['cpu']}, {facts['cores']} cores; torch {facts['torch']} "
         f"(`get_cpu_capability()` = {facts['torch_cpu_capability']}), bf16 native: {facts['bf16_native']} "
         f"(flags {', '.join(facts['bf16_flags']) or 'none'}); transformers {facts['transformers']}, "
         f"Python {facts['python']}.  ",
         f"Load average (1 min) at each run: {min(loads):.2f}-{max(loads):.2f}.",
         "",
-        f"| run | wall {n1} (s) | wall {n2} (s) | marginal sentences/s | / reference | {n1} wall / reference's |",
-        "|---|---|---|---|---|---|",
-        f"| reference fp32 | {ref[n1]['wall']:.1f} | {ref[n2]['wall']:.1f} | {ref_rate:.2f} | 1.00x | 1.00 |",
     ]
+    rows = [["reference fp32", f"{ref[n1]['wall']:.1f}", f"{ref[n2]['wall']:.1f}", f"{ref_rate:.2f}", "1.00x", "1.00"]]
     for name, runs in results.items():
-        if name == "reference":
-            continue
-        rate = (n2 - n1) / (runs[n2]["wall"] - runs[n1]["wall"])
-        lines.append(f"| run {name} | {runs[n1]['wall']:.1f} | {runs[n2]['wall']:.1f} | {rate:.2f} | "
-                     f"{rate / ref_rate:.2f}x | {runs[n1]['wall'] / ref[n1]['wall']:.2f} |")
+        if name != "reference":
+            rate = (n2 - n1) / (runs[n2]["wall"] - runs[n1]["wall"])
+            rows.append([f"run {name}", f"{runs[n1]['wall']:.1f}", f"{runs[n2]['wall']:.1f}", f"{rate:.2f}",
+                         f"{rate / ref_rate:.2f}x", f"{runs[n1]['wall'] / ref[n1]['wall']:.2f}"])
+    lines += common.table(["run", f"wall {n1} (s)", f"wall {n2} (s)", "marginal sentences/s", "/ reference",
+                           f"{n1} wall / reference's"], rows)
     lines += ["", f"Stage seconds ({n1} / {n2} sentences; `run`: summary.json's stage_seconds, the reference: "
-              "timed inside its process):", "", "| run | stages |", "|---|---|"]
-    for name, runs in results.items():
-        cells = []
-        for stage in runs[n1]["seconds"]:
-            cells.append(f"{stage} {runs[n1]['seconds'][stage]:.1f} / {runs[n2]['seconds'].get(stage, float('nan')):.1f}")
-        lines.append(f"| {name} | {'; '.join(cells)} |")
+              "timed inside its process):", ""]
+    lines += common.table(["run", "stages"], ([name, "; ".join(
+        f"{stage} {secs:.1f} / {runs[n2]['seconds'].get(stage, float('nan')):.1f}"
+        for stage, secs in runs[n1]["seconds"].items())] for name, runs in results.items()))
     if "fp32" in results:
-        lines += ["", f"Stances against `run` fp32 on the mentions both found ({n2} sentences):", "",
-                  "| run | shared mentions | only in fp32 | only in this run | label agreement | max abs. prob. difference | "
-                  "fp32 margin: median / largest where the label differs |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", f"Stances against `run` fp32 on the mentions both found ({n2} sentences):", ""]
+        rows = []
         for name, runs in results.items():
-            if name == "fp32":
-                continue
-            ag = agreement(results["fp32"][n2]["mentions"], runs[n2]["mentions"])
-            lines.append(f"| {name} | {ag['shared']} | {ag['only_a']} | {ag['only_b']} | "
-                         f"{ag['label_agreement']:.2%} | {ag['max_dprob']:.4f} | "
-                         f"{ag['median_margin']:.4f} / {ag['max_flipped_margin']:.4f} |")
+            if name != "fp32":
+                ag = agreement(results["fp32"][n2]["mentions"], runs[n2]["mentions"])
+                rows.append([name, ag["shared"], ag["only_a"], ag["only_b"], f"{ag['label_agreement']:.2%}",
+                             f"{ag['max_dprob']:.4f}", f"{ag['median_margin']:.4f} / {ag['max_flipped_margin']:.4f}"])
+        lines += common.table(["run", "shared mentions", "only in fp32", "only in this run", "label agreement",
+                               "max abs. prob. difference", "fp32 margin: median / largest where the label differs"],
+                              rows)
         lines += ["", "The margin is how far fp32's winning class's entailment probability is ahead of the "
                   "runner-up's: a label can only differ where it is below the probability difference."]
         for name, runs in results.items():
@@ -219,10 +201,7 @@ def main(argv=None):
         sizes = tuple(sorted(next(iter(results.values()))))
         loads_file = pathlib.Path(args.work) / "loads.json"
         loads = json.loads(loads_file.read_text()) if loads_file.is_file() else [float("nan")]
-        text = markdown(machine(), sizes, results, loads, argv)
-        print(text)
-        if args.out:
-            pathlib.Path(args.out).write_text(text, encoding="utf-8")
+        common.write_report(args.out, markdown(common.machine_facts(precision=True), sizes, results, loads, argv))
         return None
     if not (pathlib.Path(CACHE) / "bench_models.json").is_file():
         raise SystemExit(f"no benchmark models in {CACHE}: run python bench/build_models.py --cache {CACHE}")
@@ -245,11 +224,9 @@ def main(argv=None):
             print(f"run {name} {n}: {results[name][n]['wall']:.1f} s", flush=True)
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     (work / "loads.json").write_text(json.dumps(loads))
-    text = markdown(machine(), sizes, results, loads, argv) if "reference" in results else json.dumps(
-        {k: {n: r["wall"] for n, r in v.items()} for k, v in results.items()})
-    print(text)
-    if args.out:
-        pathlib.Path(args.out).write_text(text, encoding="utf-8")
+    common.write_report(args.out, markdown(common.machine_facts(precision=True), sizes, results, loads, argv)
+                        if "reference" in results else json.dumps({k: {n: r["wall"] for n, r in v.items()}
+                                                                   for k, v in results.items()}))
 
 
 if __name__ == "__main__":

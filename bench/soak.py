@@ -27,8 +27,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import common
 
 # Sentences with no word of the detector's group lists, so that some documents have no mention.
 PLAIN = [
@@ -74,85 +77,6 @@ def make_documents(n_docs: int, seed: int = 7):
     return table, bad
 
 
-def _proc_tree(root: int) -> set[int]:
-    """``root`` and all its descendants, by the parent pids in ``/proc/*/stat``."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name in () may hold spaces
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if pid not in tree:
-            tree.add(pid)
-            todo.extend(children.get(pid, ()))
-    return tree
-
-
-def _memory_kib(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) in KiB from ``/proc/PID/smaps_rollup``; (0, 0) once the process is gone."""
-    rss = pss = 0
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1])
-    except OSError:
-        pass
-    return rss, pss
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-class MemoryPoller(threading.Thread):
-    """Peak memory of one job's process tree, sampled every ``every`` seconds."""
-
-    def __init__(self, root: int, every: float = 0.5):
-        super().__init__(daemon=True)
-        self.root, self.every = root, every
-        self.stop = threading.Event()
-        self.seen: dict[int, str] = {}  # every pid of the tree, for the orphan check after a kill
-        self.peak = {"driver_rss_kib": 0, "jvm_rss_kib": 0, "workers_rss_kib": 0, "workers_pss_kib": 0,
-                     "workers": 0, "samples": 0}
-
-    def run(self):
-        while not self.stop.is_set():
-            self.sample()
-            self.stop.wait(self.every)
-
-    def sample(self):
-        tree = _proc_tree(self.root)
-        driver_rss, _ = _memory_kib(self.root)
-        jvm_rss = w_rss = w_pss = workers = 0
-        for pid in tree - {self.root}:
-            # read every time: the JVM's pid runs spark-submit's shell before it execs java
-            cmd = self.seen[pid] = _cmdline(pid)
-            if "pyspark.daemon" in cmd or "pyspark.worker" in cmd:
-                rss, pss = _memory_kib(pid)
-                w_rss, w_pss, workers = w_rss + rss, w_pss + pss, workers + 1
-            elif "java" in cmd.split(" ", 1)[0]:
-                jvm_rss += _memory_kib(pid)[0]
-        p = self.peak
-        p["driver_rss_kib"] = max(p["driver_rss_kib"], driver_rss)
-        p["jvm_rss_kib"] = max(p["jvm_rss_kib"], jvm_rss)
-        p["workers_rss_kib"] = max(p["workers_rss_kib"], w_rss)
-        p["workers_pss_kib"] = max(p["workers_pss_kib"], w_pss)
-        p["workers"] = max(p["workers"], workers)
-        p["samples"] += 1
-
-
 def _done_chunks(output: pathlib.Path) -> int:
     return len(list((output / "_work").glob("chunk-*/_DONE.json")))
 
@@ -163,7 +87,7 @@ def run_job(cmd: list[str], log: pathlib.Path, *, kill_at_chunks: int | None = N
     t0 = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        poller = MemoryPoller(proc.pid)
+        poller = common.MemoryPoller(proc.pid)
         poller.start()
         killed_at = None
         while proc.poll() is None:
@@ -186,7 +110,7 @@ def run_job(cmd: list[str], log: pathlib.Path, *, kill_at_chunks: int | None = N
         # and then killed (only pids this job started, that still run the same command line).
         time.sleep(10)
         for pid, cmdline in poller.seen.items():
-            if cmdline and _cmdline(pid) == cmdline:
+            if cmdline and common.cmdline(pid) == cmdline:
                 survivors.append(f"{pid}: {cmdline[:100]}")
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -242,17 +166,12 @@ def tiny_model_sets(folder: pathlib.Path) -> list[str]:
 
 
 def machine_facts() -> dict:
-    import torch
-
-    from group_appeal_spark.lib.models.devices import cpu_capability
-
-    cap = cpu_capability()
-    mem_kib = next(int(line.split()[1]) for line in pathlib.Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-    return {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_native": cap["bf16_native"],
-            "bf16_flags_seen": cap["bf16_flags_seen"], "nproc": len(os.sched_getaffinity(0)),
-            "memory_gib": round(mem_kib / 2**20, 1), "torch": torch.__version__,
-            "python": sys.version.split()[0], "loadavg_start": os.getloadavg()}
+    """soak.json's ``facts``: :func:`common.machine_facts` under the soak's names, the CPUs this process
+    may use and the load average at the start."""
+    m = common.machine_facts(precision=True)
+    return {"torch_cpu_capability": m["torch_cpu_capability"], "bf16_native": m["bf16_native"],
+            "bf16_flags_seen": m["bf16_flags"], "nproc": len(os.sched_getaffinity(0)), "memory_gib": m["ram_gib"],
+            "torch": m["torch"], "python": m["python"], "loadavg_start": os.getloadavg()}
 
 
 def _mib(kib: int) -> str:
@@ -370,8 +289,7 @@ def main(argv=None):
     (work / "soak.json").write_text(json.dumps({"facts": facts, "interrupted": interrupted, "resumed": resumed,
                                                 "reference": reference, "accounting": acc}, indent=2, default=str))
     if args.markdown:
-        with open(args.markdown, "a", encoding="utf-8") as f:
-            f.write("\n" + section)
+        common.append_section(args.markdown, section)
     return 1 if acc["failed"] else 0
 
 

@@ -24,8 +24,9 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run_e2e import CACHE, env, machine, write_corpus  # noqa: E402
-from soak import MemoryPoller  # noqa: E402
+import common
+from common import env
+from run_e2e import write_corpus
 
 SETTINGS = {
     "fp32, 2 tasks x 1 torch thread (default)": ["--precision", "fp32"],
@@ -34,11 +35,6 @@ SETTINGS = {
     "bf16, 1 task x 2 threads": ["--precision", "bf16", "--set", "spark.task.cpus=2"],
     "int8, 2 tasks x 1 thread": ["--precision", "int8"],
 }
-
-
-def weights_mib() -> float:
-    info = json.loads((pathlib.Path(CACHE) / "bench_models.json").read_text())
-    return sum(info["weight_bytes"].values()) / 2**20
 
 
 def run_once(work: pathlib.Path, corpus: pathlib.Path, name: str, flags: list[str]) -> dict:
@@ -51,11 +47,8 @@ def run_once(work: pathlib.Path, corpus: pathlib.Path, name: str, flags: list[st
     start = time.perf_counter()
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env())
-        poller = MemoryPoller(proc.pid, every=0.25)
-        poller.start()
-        code = proc.wait()
-        poller.stop.set()
-        poller.join()
+        with common.MemoryPoller(proc.pid, every=0.25) as poller:
+            code = proc.wait()
     if code != 0:
         raise SystemExit(f"{name}: run failed ({code}); see {log}")
     summary = json.loads((out / "summary.json").read_text())
@@ -72,27 +65,24 @@ def main(argv=None):
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     corpus = write_corpus(work, args.sentences)
-    weights = weights_mib()
+    weights = common.weights_mib()
     rows = []
     for name, flags in SETTINGS.items():
         got = run_once(work, corpus, name, flags)
         pss = got["peak"]["workers_pss_kib"] / 1024
-        rows.append(f"| {name} | {got['peak']['workers']} | {got['peak']['workers_rss_kib'] / 1024:,.0f} | "
-                    f"{pss:,.0f} | {pss / weights:.2f} | {got['detect_s']:.1f} | {got['wall']:.1f} |")
-        print(rows[-1], flush=True)
-    facts = machine()
-    text = "\n".join([
-        f"Command: `python bench/worker_memory.py {' '.join(argv or sys.argv[1:])}`  ",
+        rows.append([name, got["peak"]["workers"], f"{got['peak']['workers_rss_kib'] / 1024:,.0f}", f"{pss:,.0f}",
+                     f"{pss / weights:.2f}", f"{got['detect_s']:.1f}", f"{got['wall']:.1f}"])
+        print(common.row(rows[-1]), flush=True)
+    facts = common.machine_facts(precision=True)
+    common.write_report(args.out, "\n".join([
+        f"Command: `{common.command('worker_memory.py', argv or sys.argv[1:])}`  ",
         f"Machine: {facts['cpu']}, {facts['cores']} cores; torch {facts['torch']} (`get_cpu_capability()` = "
         f"{facts['torch_cpu_capability']}), bf16 native: {facts['bf16_native']}.  ",
         f"`run` on {args.sentences} sentences, `--master local[2]`; weights of the three models (fp32 "
         f"safetensors): {weights:,.0f} MiB. Peaks over the run, summed over the job's Python worker "
         "processes (the daemon and the workers it forks).", "",
-        "| setting | worker processes | RSS sum (MiB) | PSS sum (MiB) | PSS sum / weights | detect stage (s) | wall (s) |",
-        "|---|---|---|---|---|---|---|", *rows]) + "\n"
-    print(text)
-    if args.out:
-        pathlib.Path(args.out).write_text(text, encoding="utf-8")
+        *common.table(["setting", "worker processes", "RSS sum (MiB)", "PSS sum (MiB)", "PSS sum / weights",
+                       "detect stage (s)", "wall (s)"], rows)]) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ import contextlib
 import json
 import logging
 
-from group_appeal_spark.jobs import storage
+from group_appeal_spark.jobs.storage import run_state
+from group_appeal_spark.jobs.storage.filesystem import filesystem, first_line, join_path
+from group_appeal_spark.jobs.storage.tables import read_table
 from group_appeal_spark.lib.config import InputConfig
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
 from group_appeal_spark.lib.table_names import TablePrefix, display_name, parse_table, spark_name
@@ -23,26 +25,11 @@ from group_appeal_spark.lib.table_names import TablePrefix, display_name, parse_
 log = logging.getLogger("group_appeal_spark")
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def check_input_given(cfg: InputConfig) -> None:
-    """Exactly one of ``input.path`` (``--input``) and ``input.table`` (``--input-table``)."""
-    if cfg.path and cfg.table:
-        raise InputError(f"input: give --input PATH or --input-table NAME, not both (got --input {cfg.path} and "
-                         f"--input-table {cfg.table}; input.path / input.table)")
-    if not cfg.path and not cfg.table:
-        raise InputError("input: no input; give --input PATH (a file or folder) or --input-table NAME "
-                         "(a catalog table, [catalog.][schema.]table)")
-
-
 def _table_exists(spark, parts, what: str) -> bool:
     try:
         return bool(spark.catalog.tableExists(spark_name(parts)))
     except Exception as exc:  # e.g. a catalog that does not exist, or no permission
-        raise InputError(f"{what}: cannot look up table {display_name(parts)}: {_first_line(exc)}") from None
+        raise InputError(f"{what}: cannot look up table {display_name(parts)}: {first_line(exc)[:300]}") from None
 
 
 def check_input_table(spark, cfg: InputConfig) -> None:
@@ -62,7 +49,7 @@ def read_input_table(spark, cfg: InputConfig):
     try:
         return reader.table(spark_name(parse_table(cfg.table)))
     except Exception as exc:
-        raise InputError(f"input: cannot read table {cfg.table}: {_first_line(exc)}") from exc
+        raise InputError(f"input: cannot read table {cfg.table}: {first_line(exc)[:300]}") from exc
 
 
 def _prefix(config) -> TablePrefix | None:
@@ -92,7 +79,7 @@ def check_targets(spark, config, tables, *, replace: bool) -> None:
             exists = bool(spark.catalog.databaseExists(spark_name(prefix.namespace)))
         except Exception as exc:
             raise InputError(f"output: cannot look up schema {where} of --output-table-prefix {given}: "
-                             f"{_first_line(exc)}") from None
+                             f"{first_line(exc)[:300]}") from None
         if not exists:
             raise InputError(f"output: schema {where} of --output-table-prefix {given} does not exist; create it "
                              f"first (CREATE SCHEMA {where}) or give another prefix")
@@ -127,8 +114,8 @@ def publish(spark, config, tables, *, replace: bool, timer=None, others=()) -> d
     published = {}
     with timer.stage("publish") if timer is not None else contextlib.nullcontext():
         for table in tables:
-            path, name = storage.join_path(out, table), prefix.name(table)
-            source = storage.read_table(spark, path, fmt)
+            path, name = join_path(out, table), prefix.name(table)
+            source = read_table(spark, path, fmt)
             # "error", not its alias "errorifexists": the Spark Connect client knows only the short name
             writer = source.write.format(fmt).mode("overwrite" if replace else "error")
             if replace and fmt.lower() == "delta":
@@ -140,7 +127,7 @@ def publish(spark, config, tables, *, replace: bool, timer=None, others=()) -> d
                 hint = "" if fmt.lower() == "delta" or "ALREADY_EXISTS" in str(exc) else \
                     " (Unity Catalog managed tables are Delta: --output-format delta)"
                 raise GroupAppealSparkError(f"output: could not publish {path} as table {name}: "
-                                            f"{_first_line(exc)}{hint}") from exc
+                                            f"{first_line(exc)[:300]}{hint}") from exc
             expected, got = source.count(), _table_rows(spark, prefix.spark_name(table))
             if got != expected:
                 raise GroupAppealSparkError(f"output: published table {name} has {got:,} rows but {path} has "
@@ -172,9 +159,9 @@ def publish_finished(spark, config, info: dict) -> None:
         return
     out = config.output.path
     published = publish(spark, config, tables, replace=True)
-    summary_path = storage.join_path(out, "summary.json")
-    if storage.path_exists(spark, summary_path):
-        summary = json.loads(storage.get_text(spark, summary_path))
+    fs, summary_path = filesystem(spark), join_path(out, "summary.json")
+    if fs.exists(summary_path):
+        summary = json.loads(fs.read_text(summary_path))
         summary["catalog_tables"] = published
-        storage.put_text(spark, json.dumps(summary, indent=2, default=str), summary_path)
-    storage.update_marker(spark, out, catalog_tables=published)
+        fs.write_text(json.dumps(summary, indent=2, default=str), summary_path)
+    run_state.update_marker(spark, out, catalog_tables=published)

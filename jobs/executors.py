@@ -1,4 +1,4 @@
-"""What the executors need before any model work: this package on their Python path, checked.
+"""What the executors need before any model work: this package and the models, shipped; a probe.
 
 Spark puts only ``.zip``, ``.egg`` and ``.jar`` files of ``--py-files`` on the executors' Python
 path, and nothing of a checkout or of the driver's site-packages reaches them at all. So the
@@ -6,33 +6,40 @@ driver ships the code it runs itself: a wheel it imports from is shipped again u
 name; a checkout or an installed package folder is zipped once per application in the wheel's
 own layout. A cheap probe task then imports the package on the executors and fails the job in
 seconds, with one line naming the fix, where they still cannot import it, run another version,
-or lack a dependency.
+or lack a dependency. The model folders the driver resolved are shipped file by file
+(:func:`ship_models`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
+import dataclasses
 import logging
 import os
 import shutil
 import sys
 import tempfile
-import zipfile
 
+from group_appeal_spark.jobs.package_archive import (
+    archive_holding,
+    package_root,
+    zip_package,
+)
+from group_appeal_spark.jobs.session import connect_server_is_local, is_connect
 from group_appeal_spark.lib.errors import GroupAppealSparkError
-from group_appeal_spark.udfs.shipping import connect_server_is_local, is_connect
+from group_appeal_spark.lib.models.bundle import (
+    ModelBundle,
+    bundle_name,
+    stage_for_shipping,
+)
 
 log = logging.getLogger("group_appeal_spark")
 
-# The subpackages a checkout keeps at its top level; the wheel maps each to group_appeal_spark.<name>.
-SUBPACKAGES = ("lib", "udfs", "jobs", "conf")
 # What the executors import besides pyspark (the model stages, Arrow batches, clustering helpers).
 EXECUTOR_DEPENDENCIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "pyarrow",
                          "yaml")
 
 HOW_TO_SHIP = ("install group-appeal-spark on every node, or give spark-submit --py-files "
-               "dist/group_appeal_spark-<version>-py3-none-any.whl (README: 'On a cluster with spark-submit')")
+               "dist/group_appeal_spark-<version>-py3-none-any.whl (docs/deploying.md: 'On a cluster with spark-submit')")
 
 
 class ExecutorSetupError(GroupAppealSparkError):
@@ -62,7 +69,7 @@ def prepare_executors(spark) -> str | None:
     import group_appeal_spark
 
     local = executors_are_local(spark)
-    archive = _archive_holding(group_appeal_spark.__file__)
+    archive = archive_holding(group_appeal_spark.__file__)
     shipped = None
     if archive is not None or not local or "_bootstrap" in sys.modules:
         try:
@@ -76,6 +83,58 @@ def prepare_executors(spark) -> str | None:
     if not local:
         probe_executors(spark, group_appeal_spark.__version__)
     return shipped
+
+
+# Folders that every node of a Databricks cluster mounts under the same path.
+SHARED_STORAGE_PREFIXES = ("/Volumes/", "/dbfs/", "dbfs:/")
+
+
+def on_shared_storage(folder) -> bool:
+    """Whether a model folder is on storage that every executor reads under the same path."""
+    return str(folder).startswith(SHARED_STORAGE_PREFIXES)
+
+
+def ship_models(spark, bundle: ModelBundle, mode: str) -> ModelBundle:
+    """Make the bundle's folders reachable from every executor; returns the bundle to capture.
+
+    ``path``: executors read the driver's folders (local mode, or a filesystem every node
+    mounts). ``files``: the folders are staged once and shipped file by file, so each executor
+    fetches one copy to its local disk and all its Python workers memory-map the same files:
+    ``SparkContext.addFile`` on a classic session; on Spark Connect, where the client has no
+    SparkContext, ``spark.addArtifacts(..., file=True)`` uploads them to the server (once per
+    Connect session: artifacts belong to the session), and executors find them with
+    ``SparkFiles.get`` in the session's own files folder. ``auto``: ``path`` when every model
+    folder is on storage every node mounts (Databricks ``/Volumes/...`` and ``/dbfs/...``, see
+    :func:`on_shared_storage`) or for a ``local[...]`` master (on Connect: a ``local[...]``
+    server on this machine, see :func:`connect_server_is_local`), else ``files``.
+    """
+    connect = is_connect(spark)
+    if mode == "auto":
+        if all(on_shared_storage(folder) for folder in bundle.folders.values()):
+            mode = "path"  # copying gigabytes through every executor's local disk buys nothing
+        else:
+            mode = "path" if executors_are_local(spark) else "files"
+    if mode == "path":
+        return bundle
+    owner = spark.session_id if connect else spark.sparkContext.applicationId
+    key = (owner, bundle_name(bundle))
+    if key not in _SHIPPED:
+        # once per application (Connect: per session): SparkContext refuses a second file under
+        # the same name. Files one by one: a cluster master refuses a local directory
+        # (UNSUPPORTED_ADD_FILE), and a Connect artifact is a file.
+        staged, manifest = stage_for_shipping(bundle, tempfile.mkdtemp(prefix="gas-ship-"))
+        paths = [str(staged / flat) for _, _, flat in manifest]
+        if connect:
+            spark.addArtifacts(*paths, file=True)
+        else:
+            for path in paths:
+                spark.sparkContext.addFile(path)
+        _SHIPPED[key] = manifest
+    return dataclasses.replace(bundle, shipped_name=key[1], shipped_files=_SHIPPED[key])
+
+
+# (application or Connect session id, bundle name) -> the manifest of the files added under that name
+_SHIPPED: dict = {}
 
 
 def ship_own_package(spark, archive: str | None = None) -> str:
@@ -108,75 +167,6 @@ def ship_own_package(spark, archive: str | None = None) -> str:
 _SHIPPED_PACKAGES: dict = {}
 
 
-def package_root() -> str:
-    """The folder ``group_appeal_spark`` is imported from (a checkout's or site-packages')."""
-    import group_appeal_spark
-
-    return os.path.dirname(os.path.abspath(group_appeal_spark.__file__))
-
-
-def package_files() -> list[tuple[str, str]]:
-    """(file on disk, name in the archive) of every file of the package, in the wheel's layout.
-
-    The package folder whole (in an installed copy it holds every subpackage), then each of
-    :data:`SUBPACKAGES` that lives elsewhere (a checkout's top-level folders, an editable
-    install's mapping) under ``group_appeal_spark/<name>/``. Compiled files are left out.
-    """
-    root = package_root()
-    tops = [(root, "group_appeal_spark")]
-    for name in SUBPACKAGES:
-        spec = importlib.util.find_spec(f"group_appeal_spark.{name}")
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            location = os.path.abspath(location)
-            if not (location + os.sep).startswith(root + os.sep):
-                tops.append((location, f"group_appeal_spark/{name}"))
-    files = []
-    for top, prefix in tops:
-        for folder, subfolders, names in os.walk(top):
-            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__" and not d.startswith("."))
-            for name in sorted(names):
-                if name.endswith((".pyc", ".pyo")):
-                    continue
-                path = os.path.join(folder, name)
-                files.append((path, prefix + "/" + os.path.relpath(path, top).replace(os.sep, "/")))
-    return files
-
-
-def zip_package(folder: str) -> str:
-    """Write the package as a zip archive into ``folder``; returns its path.
-
-    The name holds the version and a digest of the contents (``group_appeal_spark-0.1.0-<12 hex>.zip``),
-    so two different trees never reach the executors under one name. Entries carry a fixed
-    timestamp: the same tree gives the same bytes.
-    """
-    from group_appeal_spark import __version__
-
-    files = package_files()
-    digest = hashlib.sha256()
-    for path, arcname in files:
-        digest.update(arcname.encode() + b"\0")
-        with open(path, "rb") as f:
-            digest.update(hashlib.sha256(f.read()).digest())
-    path = os.path.join(folder, f"group_appeal_spark-{__version__}-{digest.hexdigest()[:12]}.zip")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source, arcname in files:
-            info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with open(source, "rb") as f:
-                archive.writestr(info, f.read())
-    return path
-
-
-def _archive_holding(path: str) -> str | None:
-    """The archive file (a wheel, a zip) that a module path points into, or None."""
-    parts = os.path.abspath(path).split(os.sep)
-    for i in range(len(parts) - 1, 1, -1):
-        candidate = os.sep.join(parts[:i])
-        if os.path.isfile(candidate):
-            return candidate
-    return None
-
-
 def probe_executors(spark, version: str, tasks: int | None = None) -> list[dict]:
     """Import the package and find its dependencies on the executors; one line and the fix if not.
 
@@ -202,9 +192,9 @@ def probe_executors(spark, version: str, tasks: int | None = None) -> list[dict]
 
     def probe(batches):
         import importlib
-        from importlib import util
         import socket
         import sys as _sys
+        from importlib import util
 
         import pandas as _pd
 
@@ -235,7 +225,7 @@ def probe_executors(spark, version: str, tasks: int | None = None) -> list[dict]
             raise ExecutorSetupError(
                 f"the executors' Python ({row.python} on {row.host}) lacks {row.missing.replace(',', ', ')}: "
                 f"install the package's dependencies on every node, or ship a packed environment with "
-                f"spark-submit --archives (README: 'On a cluster with spark-submit')")
+                f"spark-submit --archives (docs/deploying.md: 'On a cluster with spark-submit')")
         if row.version != version:
             raise ExecutorSetupError(
                 f"the executors run group_appeal_spark {row.version} from {row.file} ({row.host}), the driver "

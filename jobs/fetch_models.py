@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import fnmatch
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -22,7 +23,9 @@ if __package__ in (None, ""):  # run as a file: a checkout's own package, else t
     with contextlib.suppress(ModuleNotFoundError):
         import _bootstrap  # noqa: F401 - absent when the job file runs alone (cluster deploy mode)
 
-from group_appeal_spark.jobs import common
+from group_appeal_spark.jobs.session import build_session
+from group_appeal_spark.jobs.startup import run_main
+from group_appeal_spark.jobs.storage.filesystem import filesystem, join_path
 from group_appeal_spark.lib.config import load_config, parse_override
 from group_appeal_spark.lib.errors import InputError
 from group_appeal_spark.lib.models.hub import (
@@ -32,7 +35,7 @@ from group_appeal_spark.lib.models.hub import (
     resolve_model_dir,
 )
 
-log = common.log
+log = logging.getLogger("group_appeal_spark")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,15 +96,13 @@ def main(argv=None) -> int:
             return
         with tempfile.TemporaryDirectory(prefix="gas-fetch-") as tmp:
             fetch(config, Path(tmp), True)
-            spark = common.build_session(config, "group-appeal-spark fetch-models")
-            from group_appeal_spark.jobs import storage
-
+            fs = filesystem(build_session(config, "group-appeal-spark fetch-models"))  # no executor work
             for path in sorted(Path(tmp).rglob("*")):
                 if path.is_file() and ".cache" not in path.parts:
-                    storage.put_file(spark, path, storage.join_path(args.output, str(path.relative_to(tmp))))
+                    fs.put_file(path, join_path(args.output, str(path.relative_to(tmp))))
         log.info("fetch-models: done; copy or mount %s where the jobs run and pass --models-dir", args.output)
 
-    return common.run_main("fetch-models", parser, body, argv)
+    return run_main("fetch-models", parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import threading
 import time
 from typing import Callable, Iterable, NamedTuple
 
+from group_appeal_spark.jobs.session import is_connect
+
 log = logging.getLogger("group_appeal_spark")
 
 DEFAULT_EVERY = 30.0
@@ -191,8 +193,6 @@ class _ConnectSource:
 
 
 def _source(spark):
-    from group_appeal_spark.udfs.shipping import is_connect
-
     return _ConnectSource(spark) if is_connect(spark) else _TrackerSource(spark)
 
 

@@ -13,6 +13,7 @@ import re
 from group_appeal_spark.lib.errors import ConfigError
 
 __all__ = [
+    "STANCES",
     "ClusterBackend",
     "Device",
     "DuplicateIds",
@@ -24,6 +25,10 @@ __all__ = [
     "ShipMode",
     "WriteMode",
 ]
+
+
+# The stance classes, in the order of the models' hypotheses (ties go to the first).
+STANCES = ("positive", "negative", "neutral")
 
 
 class _Choice(str, enum.Enum):

@@ -101,6 +101,12 @@ class InputConfig:
     chunks: int = 1
     options: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    @property
+    def carried(self) -> list[str]:
+        """The carried columns that reach the outputs: ``carry_cols`` less the text and id columns
+        (the text is not copied; the id is every output's ``doc_id``)."""
+        return [c for c in self.carry_cols if c not in (self.text_col, self.id_col)]
+
 
 @dataclasses.dataclass
 class SegmentationConfig:
@@ -189,17 +195,16 @@ class JobConfig:
     def _check_group_by(self) -> None:
         """output.group_by must name carried columns (checkable only where input.carry_cols is set:
         ``cluster`` learns them from its input's documents/ table and checks there)."""
-        inp, group_by = self.input, self.output.group_by
-        carried = [c for c in inp.carry_cols if c not in (inp.text_col, inp.id_col)]
-        missing = [c for c in group_by or () if c not in carried]
-        if carried and missing:
-            raise InputError(f"output.group_by (--group-by): {missing} not carried; the carried columns are "
-                             f"{carried} (input.carry_cols / --carry-cols)")
+        if self.input.carried:
+            group_columns(self.output.group_by, self.input.carried)
 
     def _check_tables(self) -> None:
         """input.table and output.table_prefix are catalog names; published tables need a typed format."""
         if self.input.table is not None:
             parse_table(self.input.table, "input.table")
+            if self.input.path:
+                raise InputError(f"input: give --input PATH or --input-table NAME, not both (got --input "
+                                 f"{self.input.path} and --input-table {self.input.table}; input.path / input.table)")
         if self.output.table_prefix is not None:
             TablePrefix.parse(self.output.table_prefix, "output.table_prefix")
             if str(self.output.format).lower() in UNTYPED_FORMATS:
@@ -370,3 +375,24 @@ def _coerce(key: str, value, hint):
     if hint is typing.Any:
         return value
     raise ConfigError(f"{key}: unsupported type {hint}")
+
+
+def group_columns(group_by: list[str] | None, carried: list[str]) -> list[str]:
+    """The columns aggregates/ groups by: ``group_by``, or every carried column when it is null or empty.
+
+    Raises InputError naming a column of ``group_by`` that is not carried.
+    """
+    if not group_by:
+        return list(carried)
+    missing = [c for c in group_by if c not in carried]
+    if missing:
+        which = f"the carried columns are {list(carried)}" if carried else "this run carries no columns"
+        raise InputError(f"output.group_by (--group-by): {missing} not carried; {which} "
+                         f"(input.carry_cols / --carry-cols)")
+    return list(group_by)
+
+
+def as_job_config(config) -> JobConfig:
+    """``config`` as a validated JobConfig: a JobConfig as it is, a dict of dotted overrides or None loaded."""
+    return config if isinstance(config, JobConfig) else load_config(overrides=config or {})
+

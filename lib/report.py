@@ -11,8 +11,8 @@ import math
 from typing import Any
 
 import pandas as pd
+from group_appeal_spark.lib.choices import STANCES
 
-STANCES = ("positive", "negative", "neutral")
 STANCE_COLOURS = {"positive": "#2e7d32", "negative": "#c62828", "neutral": "#9e9e9e"}
 HEATMAP_TOP = 20
 

@@ -72,10 +72,10 @@ def test_group_by_defaults_to_null_and_must_name_carried_columns():
 
 def test_group_by_flag_maps_to_the_config_key():
     from group_appeal_spark.jobs import cluster as cluster_job
-    from group_appeal_spark.jobs import common
+    from group_appeal_spark.jobs import flags
 
     args = cluster_job.build_parser().parse_args(["--input", "x", "--group-by", "party, date"])
-    assert common.config_from_args(args).output.group_by == ["party", "date"]
+    assert flags.config_from_args(args).output.group_by == ["party", "date"]
 
 
 # --- the cluster job on a hand-made run output ------------------------------------------------------

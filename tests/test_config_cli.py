@@ -220,7 +220,7 @@ def test_tiny_models_are_built_once_so_a_smoke_run_can_resume():
     """--tiny-models --resume must find the same model folders: their ids include file times."""
     from pathlib import Path
 
-    from group_appeal_spark.jobs.common import tiny_model_overrides
+    from group_appeal_spark.testing.smoke import tiny_model_overrides
     from group_appeal_spark.lib.models.bundle import folder_id
 
     first, second = tiny_model_overrides(), tiny_model_overrides()

@@ -207,10 +207,12 @@ def _connect_side(url: str, work: Path, corpus: str) -> None:
 
     from group_appeal_spark import detect_appeals, embed_mentions
     from group_appeal_spark.jobs import run as run_job
-    from group_appeal_spark.jobs import storage
+    from group_appeal_spark.jobs.executors import ship_models
+    from group_appeal_spark.jobs.storage import connect_files, readers, tables
+    from group_appeal_spark.jobs.storage.filesystem import ConnectUnsupported, filesystem
     from group_appeal_spark.lib.config import load_config
     from group_appeal_spark.lib.models.bundle import ModelBundle
-    from group_appeal_spark.udfs.shipping import ship_models, shipped_root
+    from group_appeal_spark.udfs.shipping import shipped_root
     from pyspark.sql import SparkSession
     from pyspark.sql.functions import pandas_udf
 
@@ -251,19 +253,19 @@ def _connect_side(url: str, work: Path, corpus: str) -> None:
 
     spark.sql(f"CREATE DATABASE IF NOT EXISTS gas_connect LOCATION '{work / 'warehouse'}'")
     spark.read.parquet(corpus).write.saveAsTable("gas_connect.docs")
-    tables = {"input_rows": storage.read_documents(spark, InputConfig(table="gas_connect.docs")).count()}
+    found_tables = {"input_rows": readers.read_documents(spark, InputConfig(table="gas_connect.docs")).count()}
     try:
         catalog.check_input_table(spark, InputConfig(table="gas_connect.nothing"))
     except InputError as exc:
-        tables["missing"] = str(exc)
+        found_tables["missing"] = str(exc)
     clustered = work / "cluster-out"
     assert cluster_job.main(["--input", str(work / "run-out"), "--output", str(clustered), "--n-clusters", "2",
                              "--set", "output.plots=false", "--output-table-prefix", "gas_connect.c_"]) == 0
     published = json.loads((clustered / "summary.json").read_text())["catalog_tables"]
-    tables["published"] = {name: [spark.table(table).count(), spark.read.parquet(str(clustered / name)).count()]
+    found_tables["published"] = {name: [spark.table(table).count(), spark.read.parquet(str(clustered / name)).count()]
                            for name, table in published.items()}
     spark.sql("DROP DATABASE gas_connect CASCADE")
-    (work / "tables.json").write_text(json.dumps(tables))
+    (work / "tables.json").write_text(json.dumps(found_tables))
 
     # (a) the notebook API, models shipped as artifacts
     config = load_config(overrides={"models.ship": "files"})
@@ -290,30 +292,31 @@ def _connect_side(url: str, work: Path, corpus: str) -> None:
     (work / "shipped.json").write_text(json.dumps(seen))
 
     # storage on the Spark-only route, forced onto local paths
-    storage._client_path = lambda spark, path: None
+    connect_files.client_path = lambda spark, path: None
+    fs = filesystem(spark)
     table, empty = str(work / "run-out" / "mentions"), work / "empty"
     empty.mkdir()
 
     def free(path):
         try:
-            storage.check_output_free(spark, path, "error")
+            tables.check_output_free(spark, path, "error")
             return "ok"
         except Exception as exc:
             return "already exists" if "already exists" in str(exc) else str(exc)
 
-    found = {"exists_missing": storage.path_exists(spark, str(work / "missing")),
-             "exists_table": storage.path_exists(spark, table),
-             "exists_empty_dir": storage.path_exists(spark, str(empty)),
+    found = {"exists_missing": fs.exists(str(work / "missing")),
+             "exists_table": fs.exists(table),
+             "exists_empty_dir": fs.exists(str(empty)),
              "free_missing": free(str(work / "fresh")), "free_empty_dir": free(str(empty)), "free_table": free(table)}
     text = json.dumps({"a": 1, "b": "ü\nx"}, indent=2)
-    storage.put_text(spark, text, str(work / "fresh" / "note.json"))
-    found["text_round_trip"] = json.loads(storage.get_text(spark, str(work / "fresh" / "note.json"))) == json.loads(text)
-    storage.delete(spark, str(work / "fresh"))
+    fs.write_text(text, str(work / "fresh" / "note.json"))
+    found["text_round_trip"] = json.loads(fs.read_text(str(work / "fresh" / "note.json"))) == json.loads(text)
+    fs.delete(str(work / "fresh"))
     found["probe_hidden_left"] = (work / "fresh" / "_write_probe").is_dir()
     try:
-        storage.put_file(spark, work / "errors.json", str(work / "fresh" / "copy.json"))
+        fs.put_file(work / "errors.json", str(work / "fresh" / "copy.json"))
         found["put_file"] = "copied"
-    except storage.ConnectUnsupported:
+    except ConnectUnsupported:
         found["put_file"] = "ConnectUnsupported"
     (work / "storage.json").write_text(json.dumps(found))
 

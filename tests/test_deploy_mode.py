@@ -61,7 +61,7 @@ def test_run_job_file_alone_processes_the_corpus(wheel, tmp_path):
     ("/Volumes/main/models/group-appeal/roberta", True), ("/dbfs/models/x", True), ("dbfs:/models/x", True),
     ("/home/me/models/x", False), ("/tmp/Volumes/x", False), ("hdfs:///models/x", False)])
 def test_ship_auto_reads_databricks_shared_storage_in_place(folder, shared):
-    from group_appeal_spark.udfs.shipping import on_shared_storage
+    from group_appeal_spark.jobs.executors import on_shared_storage
 
     assert on_shared_storage(folder) is shared
 
@@ -69,7 +69,7 @@ def test_ship_auto_reads_databricks_shared_storage_in_place(folder, shared):
 def test_ship_auto_does_not_copy_models_from_volumes(spark, monkeypatch, tmp_path):
     """On a cluster, models under /Volumes are read in place; others are shipped as files."""
     from group_appeal_spark.lib.models.bundle import ModelBundle
-    from group_appeal_spark.udfs import shipping
+    from group_appeal_spark.jobs import executors as shipping
 
     monkeypatch.setattr(spark.sparkContext, "master", "spark://cluster:7077")
     added = []

@@ -8,7 +8,7 @@ import re
 
 import pytest
 from group_appeal_spark.jobs import detect as detect_job
-from group_appeal_spark.jobs import storage
+from group_appeal_spark.jobs.storage import readers
 from group_appeal_spark.jobs.transforms.appeals import count_duplicate_ids, prepare_documents
 from group_appeal_spark.lib.choices import DuplicateIds
 from group_appeal_spark.lib.config import load_config
@@ -22,7 +22,7 @@ SWALLOWED = "unterminated quoted field: this row swallowed the lines after it"
 def _prepared(spark, path, **overrides) -> dict:
     """doc_id -> (text, error) of the prepared documents of a CSV input."""
     config = load_config(overrides={"input.path": str(path), "input.format": "csv", **overrides})
-    rows = prepare_documents(storage.read_documents(spark, config.input), config).collect()
+    rows = prepare_documents(readers.read_documents(spark, config.input), config).collect()
     out = {r["doc_id"]: (r["__text"], r["__input_error"]) for r in rows}
     assert len(out) == len(rows), "one row per doc_id in these files"
     return out
@@ -37,7 +37,7 @@ def test_clean_csv_with_bom_paragraphs_and_doubled_quotes(spark, tmp_path):
                      b'3,LD,plain text\r\n'
                      b'4,Grn,"""Quoted"" at the start,\nand a, b, c after"\r\n')
     config = load_config(overrides={"input.path": str(path), "input.format": "csv"})
-    df = storage.read_documents(spark, config.input)
+    df = readers.read_documents(spark, config.input)
     assert df.columns[:3] == ["id", "party", "text"], "the byte order mark is not part of the first name"
     assert _prepared(spark, path) == {
         "1": ("First, we act.\n\nThen, we, the people, decide.", None),  # Spark's parser makes \r\n \n
@@ -136,7 +136,7 @@ def test_duplicate_ids_first_prefers_a_row_without_input_error(spark, tmp_path):
     # row "1" first by column order is malformed; the valid copy is the one processed
     path.write_text('id,party,text\n1,A\n1,B,good text\n', encoding="utf-8")
     config = load_config(overrides={"input.path": str(path), "input.format": "csv", "input.duplicate_ids": "first"})
-    docs = prepare_documents(storage.read_documents(spark, config.input), config).collect()
+    docs = prepare_documents(readers.read_documents(spark, config.input), config).collect()
     assert sorted(((r["__text"], r["__input_error"]) for r in docs), key=str) == [
         ("good text", None), (None, "malformed CSV line")]
 
@@ -191,7 +191,9 @@ def test_detect_error_mode_stops_with_one_line(dup_jsonl, tmp_path, hub_cache, s
     def no_models(*a, **kw):
         raise AssertionError("the models must not run")
 
-    monkeypatch.setattr(detect_job, "detect_appeals", no_models)
+    from group_appeal_spark.jobs.pipeline import detect as detect_half
+
+    monkeypatch.setattr(detect_half, "detect_appeals", no_models)
     out = tmp_path / "out"
     code = detect_job.main(["--input", str(dup_jsonl), "--input-format", "json", "--output", str(out),
                             "--set", "input.duplicate_ids=error", "--master", "local[2]"])

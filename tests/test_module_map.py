@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ["lib/inference", "lib/models", "lib/clustering", "lib/training", "lib", "udfs", "jobs",
-           "jobs/transforms", "group_appeal_spark/testing"]
+           "jobs/pipeline", "jobs/storage", "jobs/transforms", "group_appeal_spark/testing"]
 
 
 def _map_rows() -> dict:

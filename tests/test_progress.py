@@ -8,7 +8,7 @@ import time
 import pytest
 
 from group_appeal_spark.jobs import progress
-from group_appeal_spark.jobs.common import StageTimer
+from group_appeal_spark.jobs.timing import StageTimer
 from group_appeal_spark.jobs.progress import (ConnectProgress, StageCounts, StageProgress, format_duration,
                                               format_progress, summarize, watch_progress)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from group_appeal_spark.jobs import detect as detect_job
+from group_appeal_spark.jobs.pipeline import detect as detect_job  # where the job half looks its transforms up
 from group_appeal_spark.jobs import run as run_job
 from group_appeal_spark.jobs import transforms
 from group_appeal_spark.lib.config import load_config
@@ -127,9 +127,9 @@ def test_hostile_csv_malformed_lines_are_reported(tmp_path, spark):
     path.write_text('id,party,text\n1,Lab,"We support farmers."\n2,Con,"Too, many",fields,here\n3,LD\n'
                     '4,Lab,"Multi\nline, with a comma"\n', encoding="utf-8")
     config = load_config(overrides={"input.path": str(path), "input.format": "csv", "input.carry_cols": ["party"]})
-    from group_appeal_spark.jobs import storage
+    from group_appeal_spark.jobs.storage import readers
 
-    result = transforms.detect_appeals(storage.read_documents(spark, config.input), config)
+    result = transforms.detect_appeals(readers.read_documents(spark, config.input), config)
     errors = result.errors.toPandas().sort_values("doc_id")
     assert errors[["doc_id", "error"]].values.tolist() == [["2", "malformed CSV line"], ["3", "malformed CSV line"]]
     assert sorted(result.documents.where("error is null").toPandas()["doc_id"]) == ["1", "4"]
@@ -151,12 +151,12 @@ def _fail_once(marker: Path):
 
 
 def test_injected_task_failure_is_retried_to_the_same_result(spark, hostile, tmp_path):
-    from group_appeal_spark.jobs import storage
+    from group_appeal_spark.jobs.storage import readers
 
     config = load_config(overrides={"input.path": str(hostile), "input.format": "json",
                                     "input.carry_cols": ["party"]})
     bundle = ModelBundle.resolve(config)
-    docs = storage.read_documents(spark, config.input).repartition(3)
+    docs = readers.read_documents(spark, config.input).repartition(3)
     clean = transforms.detect_appeals(docs, config, bundle=bundle)
     marker = tmp_path / "failed-once"
     flaky = transforms.detect_appeals(docs, config, bundle=bundle, hooks=UdfHooks(before_batch=_fail_once(marker)))

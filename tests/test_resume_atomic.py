@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from group_appeal_spark.jobs import cluster as cluster_job
-from group_appeal_spark.jobs import detect as detect_job
+from group_appeal_spark.jobs.pipeline import detect as detect_job  # where the job half looks its transforms up
 from group_appeal_spark.jobs import run as run_job
-from group_appeal_spark.jobs import storage
+from group_appeal_spark.jobs.storage import run_state, tables
 from group_appeal_spark.lib.errors import InputError
 from group_appeal_spark.udfs.hooks import UdfHooks
 
@@ -148,21 +148,21 @@ def test_resume_of_a_finished_output_refuses_other_settings(corpus, clean, capsy
 
 
 def test_a_finished_output_passes_check_complete(clean, spark):
-    info = storage.check_complete(spark, str(clean), needs=("mention_embeddings", "mentions"))
+    info = run_state.check_complete(spark, str(clean), needs=("mention_embeddings", "mentions"))
     assert info["complete"] is True and info["job"] == "run"
     with pytest.raises(InputError, match="has no nothing_here table"):
-        storage.check_complete(spark, str(clean), needs=("nothing_here",))
+        run_state.check_complete(spark, str(clean), needs=("nothing_here",))
 
 
 def test_a_table_killed_mid_write_never_looks_complete(spark, tmp_path):
     out = tmp_path / "out"
     table = str(out / "t")
-    storage.write_table(spark.range(10).toDF("x"), table, "parquet", "error")
-    storage.mark_complete(spark, str(out), "detect", ["t"])
-    assert storage.check_complete(spark, str(out), needs=("t",))["complete"] is True
+    tables.write_table(spark.range(10).toDF("x"), table, "parquet", "error")
+    run_state.mark_complete(spark, str(out), "detect", ["t"])
+    assert run_state.check_complete(spark, str(out), needs=("t",))["complete"] is True
 
     # a new run over it: the marker goes first, then the overwrite dies half-way
-    storage.mark_started(spark, str(out))
+    run_state.mark_started(spark, str(out))
     from pyspark.sql import functions as F
 
     @F.udf("long")
@@ -172,15 +172,15 @@ def test_a_table_killed_mid_write_never_looks_complete(spark, tmp_path):
         return x
 
     with pytest.raises(Exception, match="simulated kill mid-write"):
-        storage.write_table(spark.range(100).repartition(4).select(dies("id").alias("x")), table, "parquet", "overwrite")
+        tables.write_table(spark.range(100).repartition(4).select(dies("id").alias("x")), table, "parquet", "overwrite")
     # the old table is whole (the new one never replaced it); the partial one is hidden in staging
     assert sorted(pd.read_parquet(table)["x"]) == list(range(10))
     assert (out / "_writing-t").exists()
     with pytest.raises(InputError, match=INCOMPLETE):
-        storage.check_complete(spark, str(out), needs=("t",))
+        run_state.check_complete(spark, str(out), needs=("t",))
 
     # the next attempt replaces the leftover staging folder and moves a whole table into place
-    storage.write_table(spark.range(20).toDF("x"), table, "parquet", "overwrite")
+    tables.write_table(spark.range(20).toDF("x"), table, "parquet", "overwrite")
     assert sorted(pd.read_parquet(table)["x"]) == list(range(20)) and not (out / "_writing-t").exists()
 
 
@@ -193,10 +193,10 @@ def test_a_fresh_table_killed_mid_write_is_not_there(spark, tmp_path):
         raise RuntimeError("simulated kill mid-write")
 
     with pytest.raises(Exception, match="simulated kill mid-write"):
-        storage.write_table(spark.range(8).select(dies("id").alias("x")), str(table), "parquet", "error")
+        tables.write_table(spark.range(8).select(dies("id").alias("x")), str(table), "parquet", "error")
     assert not table.exists()
     with pytest.raises(InputError, match=INCOMPLETE):
-        storage.check_complete(spark, str(tmp_path / "out"))
+        run_state.check_complete(spark, str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("files, outcome", [
@@ -212,10 +212,10 @@ def test_check_complete_decides_on_the_marker(spark, tmp_path, caplog, files, ou
         (tmp_path / name).write_bytes(data)
     if outcome == "refused":
         with pytest.raises(InputError, match=INCOMPLETE):
-            storage.check_complete(spark, str(tmp_path))
+            run_state.check_complete(spark, str(tmp_path))
         return
     with caplog.at_level(logging.WARNING, logger="group_appeal_spark"):
-        info = storage.check_complete(spark, str(tmp_path))
+        info = run_state.check_complete(spark, str(tmp_path))
     if outcome == "old output":
         assert info is None and "has no _SUCCESS.json" in caplog.text
     else:
@@ -224,12 +224,28 @@ def test_check_complete_decides_on_the_marker(spark, tmp_path, caplog, files, ou
 
 def test_check_complete_names_a_missing_folder(spark, tmp_path):
     with pytest.raises(InputError, match="does not exist; run `group-appeal-spark detect` first"):
-        storage.check_complete(spark, str(tmp_path / "nope"))
+        run_state.check_complete(spark, str(tmp_path / "nope"))
 
 
 def test_mark_started_removes_what_looked_complete(spark, tmp_path):
     (tmp_path / "summary.json").write_text("{}")
-    storage.mark_complete(spark, str(tmp_path), "detect", [])
-    storage.mark_started(spark, str(tmp_path))
+    run_state.mark_complete(spark, str(tmp_path), "detect", [])
+    run_state.mark_started(spark, str(tmp_path))
     assert not (tmp_path / "_SUCCESS.json").exists() and not (tmp_path / "summary.json").exists()
     assert os.listdir(tmp_path) == [] or all(n.startswith(".") for n in os.listdir(tmp_path))
+
+
+def test_resume_records_duplicate_ids_as_asked(corpus, tmp_path, monkeypatch, capsys):
+    """``duplicate_ids: error`` is checked once for every chunk, and the fingerprint still records
+    ``error`` (it once recorded the ``keep`` the check was rewritten to): a resume with ``keep`` is refused."""
+    out = tmp_path / "out"
+
+    def crash(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(detect_job, "detect_appeals", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_job.main([*_args(corpus, out), "--set", "input.duplicate_ids=error"])
+    assert json.loads((out / "_work" / "fingerprint.json").read_text())["duplicate_ids"] == "error"
+    assert run_job.main([*_args(corpus, out), "--resume"]) == 2  # input.duplicate_ids: keep, the default
+    assert "duplicate_ids differ" in capsys.readouterr().err

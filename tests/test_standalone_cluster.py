@@ -5,7 +5,7 @@ the application registers with the master and its tasks run in executors on the 
 in its own working folder. Driver and executors run an interpreter that cannot see the project
 (tests/support/sitecustomize.py hides every copy that is not an archive on sys.path); the job
 file lies alone in an empty folder and the package comes only from the wheel on ``--py-files``,
-which the driver ships again as a .zip (``udfs/shipping.py`` ``ship_own_package``). The models
+which the driver ships again as a .zip (``jobs/executors.py`` ``ship_own_package``). The models
 reach the executors as shipped files (``models.ship: auto`` is ``files`` on a cluster master),
 each fetched once per executor. A Python worker killed while it runs the models costs one task
 attempt, not the job, and not a digit of the outputs.
@@ -183,10 +183,10 @@ def readme_run(standalone, tmp_path_factory):
     import pyarrow.json
     import pyarrow.parquet
 
-    from group_appeal_spark.jobs.common import tiny_model_overrides
+    from group_appeal_spark.testing.smoke import tiny_model_overrides
 
-    block = README_BLOCK.search((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert block, "README.md has no spark-submit block starting with `pip wheel --no-deps . -w dist/`"
+    block = README_BLOCK.search((ROOT / "docs" / "deploying.md").read_text(encoding="utf-8"))
+    assert block, "docs/deploying.md has no spark-submit block starting with `pip wheel --no-deps . -w dist/`"
     script = block.group(1)
     folder = tmp_path_factory.mktemp("readme-run")
     checkout = _copy_checkout(folder / "checkout")

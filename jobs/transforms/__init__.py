@@ -7,7 +7,7 @@
 >>> summary = cluster_summary(clusters.clusters, appeals.mentions)  # one row per cluster
 >>> assigned = assign_clusters(embeddings, "out/cluster_model")  # saved centroids, no refit
 
-Transforms do no I/O of their own: reading and writing are in ``jobs/storage.py``.
+Transforms do no I/O of their own: reading and writing are in ``jobs/storage/``.
 """
 
 from group_appeal_spark.jobs.transforms.appeals import (  # noqa: F401

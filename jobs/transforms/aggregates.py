@@ -6,31 +6,14 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from group_appeal_spark.lib.errors import InputError
-
-STANCES = ("positive", "negative", "neutral")
-# documents/ columns that are not carried columns
-DOCUMENT_COLUMNS = ("doc_id", "n_segments", "n_mentions", "n_positive", "n_negative", "n_neutral", "error")
+from group_appeal_spark.jobs.transforms.columns import DOC_ID, DOCUMENT_COLUMNS
+from group_appeal_spark.lib.choices import STANCES
 N_EXAMPLES = 3
-
-
-def group_columns(group_by: list[str] | None, carried: list[str]) -> list[str]:
-    """The group columns: ``group_by``, or every carried column when it is null or empty.
-
-    Raises InputError naming a column that is not carried.
-    """
-    if not group_by:
-        return list(carried)
-    missing = [c for c in group_by if c not in carried]
-    if missing:
-        raise InputError(f"output.group_by (--group-by): {missing} not carried; the carried columns are "
-                         f"{list(carried)} (input.carry_cols / --carry-cols)")
-    return list(group_by)
 
 
 def carried_of(documents: DataFrame) -> list[str]:
     """The carried columns of a documents/ table, in its order."""
-    return [c for c in documents.columns if c not in DOCUMENT_COLUMNS]
+    return [c for c in documents.columns if c not in (DOC_ID, *DOCUMENT_COLUMNS)]
 
 
 def group_aggregates(mentions: DataFrame, clusters: DataFrame, summary: DataFrame,

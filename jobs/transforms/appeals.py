@@ -5,7 +5,7 @@
 >>> embeddings = embed_mentions(appeals.mentions, config)
 >>> clusters = cluster_mentions(embeddings, config)      # clusters + k_search DataFrames
 
-Transforms do no I/O of their own: reading and writing are in ``jobs/storage.py``.
+Transforms do no I/O of their own: reading and writing are in ``jobs/storage/``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from group_appeal_spark.jobs.storage import INPUT_ERROR, valid_utf8
-from group_appeal_spark.lib.config import JobConfig, load_config
+from group_appeal_spark.jobs.executors import ship_models
+from group_appeal_spark.jobs.session import is_connect
+from group_appeal_spark.jobs.transforms.columns import DOC_ID, INPUT_ERROR, valid_utf8
+from group_appeal_spark.lib.choices import STANCES
+from group_appeal_spark.lib.config import JobConfig, as_job_config
 from group_appeal_spark.lib.errors import InputError
 from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.udfs.appeals import make_appeals_udf
 from group_appeal_spark.udfs.embed import make_embed_udf
 from group_appeal_spark.udfs.hooks import UdfHooks
 from group_appeal_spark.udfs.schemas import APPEAL_TYPE, DOCUMENT_RESULT_TYPE
-from group_appeal_spark.udfs.shipping import is_connect, ship_models
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -29,14 +31,10 @@ from pyspark.sql.window import Window
 
 log = logging.getLogger("group_appeal_spark")
 
-DOC_ID = "doc_id"
 # Both follow lib's AppealRecord through udfs/schemas.py. The DDL string (nullability is not
 # part of it) casts an empty array to the UDF's appeals type for rows withheld from the models.
 APPEALS_ARRAY = DOCUMENT_RESULT_TYPE["appeals"].dataType.simpleString()
 MENTION_COLUMNS = APPEAL_TYPE.fieldNames()
-STANCES = ("positive", "negative", "neutral")
-# the documents table after doc_id and the carried columns
-DOCUMENT_COLUMNS = ["n_segments", "n_mentions", *(f"n_{s}" for s in STANCES), "error"]
 
 
 @dataclasses.dataclass
@@ -48,7 +46,7 @@ class AppealsResult:
     mentions: DataFrame
     errors: DataFrame    # doc_id, carried columns, stage, error
     # doc_id, carried columns, n_segments, n_mentions, n_positive, n_negative, n_neutral, error:
-    # one row per input row (DOCUMENT_COLUMNS)
+    # one row per input row (columns.DOCUMENT_COLUMNS)
     documents: DataFrame
     cached: DataFrame | None = None  # the persisted model results behind the three
 
@@ -56,10 +54,6 @@ class AppealsResult:
         """Drop the cached model results once the tables are written."""
         if self.cached is not None:
             self.cached.unpersist()
-
-
-def _config(config) -> JobConfig:
-    return config if isinstance(config, JobConfig) else load_config(overrides=config or {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +96,7 @@ def _sortable(df: DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if "map<" not in df.schema[c].dataType.simpleString()]
 
 
-def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
+def prepare_documents(df: DataFrame, config: JobConfig, *, ids_checked: bool = False) -> DataFrame:
     """Check the input columns and give each row its ``doc_id``; keeps text and carried columns.
 
     ``doc_id`` is the id column's value (its type kept). Without an id column it is made from
@@ -112,7 +106,8 @@ def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
     from the models and reported.
 
     Rows sharing an id follow ``input.duplicate_ids``: ``keep`` processes them all; ``error``
-    raises InputError (one aggregation over the ids, before any model work); ``first`` keeps
+    raises InputError (one aggregation over the ids, before any model work; ``ids_checked``:
+    the caller has run :func:`check_unique_ids` on ``df`` already); ``first`` keeps
     one row per id, the first by (has an input error, then every column), so the choice does
     not depend on partitioning, and reports the others with their id.
 
@@ -143,7 +138,7 @@ def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
         order = Window.partitionBy("__hash").orderBy(*[F.col(c).asc_nulls_first() for c in source_cols])
         doc_id = F.concat(F.col("__hash"), F.lit("-"), F.row_number().over(order).cast("string"))
     error = F.coalesce(error, F.when(~valid_utf8(text), F.lit("invalid UTF-8 in text")))
-    if has_id and cfg.duplicate_ids == "error":
+    if has_id and cfg.duplicate_ids == "error" and not ids_checked:
         check_unique_ids(df, config)
     elif has_id and cfg.duplicate_ids == "first":
         # a row that can be processed wins over one already known bad; then every column decides
@@ -152,7 +147,7 @@ def prepare_documents(df: DataFrame, config: JobConfig) -> DataFrame:
         df = df.withColumn("__copy", F.row_number().over(first))
         error = F.coalesce(error, F.when(F.col("__copy") > 1, F.lit(
             f"duplicate document id (input.duplicate_ids=first): kept another row with this id ({cfg.id_col})")))
-    carried = [F.col(c) for c in cfg.carry_cols if c not in (cfg.text_col, cfg.id_col)]
+    carried = [F.col(c) for c in cfg.carried]
     return df.withColumn("__error", error).select(
         doc_id.alias(DOC_ID), F.when(F.col("__error").isNull(), text).alias("__text"), *carried,
         F.col("__error").alias(INPUT_ERROR))
@@ -165,7 +160,7 @@ def model_partitions(spark, config: JobConfig, source: DataFrame | None = None) 
     executors), and never fewer than ``source``'s own partitions where they are known without
     running anything (a classic session's plan without a shuffle, e.g. a file scan). On Spark
     Connect only ``spark.default.parallelism``, where the client can read it; None there means:
-    leave the partitioning as it is (README: set ``inference.partitions``).
+    leave the partitioning as it is (docs/operations.md: set ``inference.partitions``).
     """
     if config.inference.partitions is not None:
         return config.inference.partitions
@@ -202,13 +197,9 @@ def spread_for_models(df: DataFrame, n: int | None, key: str, *, ties: tuple[str
     return df.sortWithinPartitions(*order, *(F.xxhash64(c) for c in (key, *ties)))
 
 
-def carried_columns(config: JobConfig) -> list[str]:
-    cfg = config.input
-    return [c for c in cfg.carry_cols if c not in (cfg.text_col, cfg.id_col)]
-
-
 def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = None,
-                   chunk: tuple[int, int] | None = None, hooks: UdfHooks | None = None) -> AppealsResult:
+                   chunk: tuple[int, int] | None = None, hooks: UdfHooks | None = None,
+                   ids_checked: bool = False) -> AppealsResult:
     """Find the group appeals of every document of ``df``.
 
     Parameters
@@ -223,15 +214,18 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
         Only the documents whose id hashes to chunk ``index`` of ``count``.
     hooks : UdfHooks, optional
         Callables the UDF runs on the executors (before each batch, after a model load).
+    ids_checked : bool
+        The caller has checked ``df``'s ids already (``input.duplicate_ids: error``): once for
+        every chunk instead of once per chunk.
     """
-    config = _config(config)
+    config = as_job_config(config)
     spark = df.sparkSession
-    docs = prepare_documents(df, config)
+    docs = prepare_documents(df, config, ids_checked=ids_checked)
     if chunk is not None and chunk[1] > 1:
         docs = docs.where(F.pmod(F.xxhash64(DOC_ID), F.lit(chunk[1])) == chunk[0])
     docs = spread_for_models(docs, model_partitions(spark, config, df), DOC_ID, ties=("__text",),
                              sort_by="__text" if config.inference.sort_by_length else None)
-    carried = carried_columns(config)
+    carried = config.input.carried
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
     find = make_appeals_udf(bundle, hooks)
     # A row already known bad reaches the UDF as null (Spark evaluates a Python UDF on every
@@ -292,7 +286,7 @@ def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | No
 
     ``hooks``: callables the UDF runs on the executors (see ``detect_appeals``).
     """
-    config = _config(config)
+    config = as_job_config(config)
     spark = mentions.sparkSession
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
     embed = make_embed_udf(bundle, hooks)

@@ -4,45 +4,47 @@
 >>> summary = cluster_summary(clusters.clusters, mentions)  # one row per cluster
 
 The rules on k (no clustering below 2 unique mentions, fixed k, k_max lowered to the number
-of unique mentions) are lib's :func:`plan_clustering`; this module holds the driver backend
-and the pieces the Spark ML backend (``spark_kmeans.py``) shares with it. With a
+of unique mentions) are lib's :func:`plan_clustering`; this module holds the driver backend;
+the tables both backends build are ``cluster_tables.py``'s. With a
 ``clustering.dictionary`` both backends give each mention its dictionary category, whatever the
 metric. :func:`cluster_summary` condenses the clusters into lib's per-cluster summary.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 
 import numpy as np
 import pandas as pd
-from group_appeal_spark.jobs.transforms.appeals import _config
+from group_appeal_spark.jobs.transforms.cluster_tables import (
+    ClusterResult,
+    category_matcher,
+    clusters_frame,
+    collect_mentions,
+    empty_k_search,
+    k_search_frame,
+    log_k_progress,
+    mention_categories,
+    plan_k,
+    skipped_result,
+)
+from group_appeal_spark.jobs.transforms.spark_kmeans import cluster_on_spark
+from group_appeal_spark.lib.choices import STANCES
 from group_appeal_spark.lib.clustering.kmeans import MentionKMeans
-from group_appeal_spark.lib.clustering.rules import ClusteringPlan, plan_clustering
 from group_appeal_spark.lib.clustering.search import search_k
-from group_appeal_spark.lib.clustering.summary import CLUSTER_COLUMNS, STANCES, summarize_clusters
+from group_appeal_spark.lib.clustering.summary import CLUSTER_COLUMNS, summarize_clusters
+from group_appeal_spark.lib.config import as_job_config
+from group_appeal_spark.udfs.clusters import make_assign_batches
 from group_appeal_spark.lib.errors import InputError
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 log = logging.getLogger("group_appeal_spark")
 
-K_SEARCH_COLUMNS = ["k", "metric", "score", "estimated", "n_points", "chosen"]
 SUMMARY_SCHEMA = ("cluster_id int, n_occurrences long, n_unique long, top_mentions array<string>, "
                   "central_mentions array<string>, share_positive double, share_negative double, "
                   "share_neutral double, category string, category_share double, label string")
-
-
-@dataclasses.dataclass
-class ClusterResult:
-    clusters: DataFrame   # mention_key, mention, count, cluster_id, distance_to_centroid, category
-    k_search: DataFrame   # k, metric, score, estimated, n_points, chosen
-    best_k: int | None
-    skipped: str | None = None  # why there is no clustering (too few unique mentions)
-    # (best_k, n_features) centroids of the driver backend; None: derive them from the clusters
-    centroids: np.ndarray | None = None
 
 
 def cluster_mentions(embeddings: DataFrame, config=None, *, progress=None) -> ClusterResult:
@@ -52,56 +54,11 @@ def cluster_mentions(embeddings: DataFrame, config=None, *, progress=None) -> Cl
     ``clustering.backend: spark``, or ``auto`` above ``clustering.spark_above`` distinct mentions,
     with Spark ML on the cluster.
     """
-    config = _config(config)
+    config = as_job_config(config)
     cfg = config.clustering
     if cfg.backend == "spark" or (cfg.backend == "auto" and embeddings.count() > cfg.spark_above):
-        # imported here: spark_kmeans imports the shared pieces below from this module
-        from group_appeal_spark.jobs.transforms.spark_kmeans import cluster_on_spark
-
         return cluster_on_spark(embeddings, cfg, progress)
     return _cluster_on_driver(embeddings, cfg, progress)
-
-
-def plan_k(cfg, n: int) -> ClusteringPlan:
-    """lib's clustering rules for this ``clustering`` config and ``n`` unique mentions, warnings logged."""
-    plan = plan_clustering(n, k_min=cfg.k_min, k_max=cfg.k_max, n_clusters=cfg.n_clusters)
-    for message in plan.warnings:
-        log.warning(message)
-    return plan
-
-
-def collect_mentions(embeddings: DataFrame) -> pd.DataFrame:
-    """The embeddings on the driver, sorted by mention_key."""
-    pdf = embeddings.select("mention_key", "mention", "count", "embedding").toPandas()
-    # a fixed row order, whatever the partitioning, so k-means sees the same input every time
-    return pdf.sort_values("mention_key", kind="stable").reset_index(drop=True)
-
-
-def skipped_result(spark, pdf: pd.DataFrame, plan: ClusteringPlan, matcher=None) -> ClusterResult:
-    """The result below 2 unique mentions: the one mention (if any) alone in cluster 0, no k search."""
-    if len(pdf) == 0:
-        pdf = pdf.assign(cluster_id=[], distance_to_centroid=[])
-    else:
-        pdf = pdf.assign(cluster_id=0, distance_to_centroid=0.0)
-    pdf["category"] = mention_categories(matcher, pdf["mention"])
-    return ClusterResult(_clusters_frame(spark, pdf), empty_k_search(spark), None, plan.skipped)
-
-
-def category_matcher(cfg):
-    """lib's matcher of ``clustering.dictionary``, or None without a dictionary."""
-    from group_appeal_spark.lib.clustering.dictionary import (
-        CategoryMatcher,
-        read_dictionary,
-    )
-
-    return CategoryMatcher(read_dictionary(cfg.dictionary)) if cfg.dictionary else None
-
-
-def mention_categories(matcher, mentions: pd.Series) -> list:
-    """The dictionary category of each mention (None where none matches, or no matcher)."""
-    if matcher is None:
-        return [None] * len(mentions)
-    return matcher.match_many(mentions.tolist())
 
 
 def cluster_summary(clusters: DataFrame, mentions: DataFrame | None = None, *, n_top: int = 10) -> DataFrame:
@@ -123,28 +80,6 @@ def cluster_summary(clusters: DataFrame, mentions: DataFrame | None = None, *, n
         stance_counts = mentions.groupBy("mention_key").agg(
             *[F.count(F.when(F.col("stance") == stance, 1)).alias(stance) for stance in STANCES]).toPandas()
     return _summary_frame(spark, summarize_clusters(pdf, stance_counts, n_top=n_top))
-
-
-def empty_k_search(spark) -> DataFrame:
-    return spark.createDataFrame([], "k int, metric string, score double, estimated boolean, "
-                                     "n_points long, chosen boolean")
-
-
-def k_search_frame(spark, table: pd.DataFrame, best_k: int) -> DataFrame:
-    """The k_search table: lib's per-k scores with ``chosen`` marking ``best_k``."""
-    return spark.createDataFrame(table.assign(chosen=table["k"] == best_k)[K_SEARCH_COLUMNS])
-
-
-def log_k_progress(total: int, start: float):
-    """A ``progress(k, score, seconds)`` callback that logs each k of a search of ``total``."""
-    done = []
-
-    def report(k, score, seconds):
-        done.append(k)
-        log.info("k search: k=%d score=%.4f (%.1f s; %d/%d, %.0f s elapsed)", k, score, seconds, len(done), total,
-                 time.perf_counter() - start)
-
-    return report
 
 
 def _cluster_on_driver(embeddings: DataFrame, cfg, progress) -> ClusterResult:
@@ -171,7 +106,7 @@ def _cluster_on_driver(embeddings: DataFrame, cfg, progress) -> ClusterResult:
         scores = k_search_frame(spark, result.scores, best_k)
     model = MentionKMeans(best_k, random_state=cfg.random_state).fit(X, sample_weight=weights)
     pdf = pdf.assign(cluster_id=model.labels_.astype("int32"), distance_to_centroid=model.distances_.astype(float))
-    return ClusterResult(_clusters_frame(spark, pdf), scores, best_k, plan.skipped, model.cluster_centers_)
+    return ClusterResult(clusters_frame(spark, pdf), scores, best_k, plan.skipped, model.cluster_centers_)
 
 
 ASSIGNED_SCHEMA = ("mention_key string, mention string, count long, cluster_id int, distance_to_centroid double, "
@@ -241,7 +176,7 @@ def assign_clusters(embeddings: DataFrame, cluster_model, config=None) -> DataFr
     """
     from group_appeal_spark.lib.clustering.model import ClusterModel, load_cluster_model
 
-    _config(config)
+    as_job_config(config)
     model = cluster_model if isinstance(cluster_model, ClusterModel) else load_cluster_model(cluster_model)
     missing = [c for c in ("mention_key", "mention", "count", "embedding") if c not in embeddings.columns]
     if missing:
@@ -254,41 +189,7 @@ def assign_clusters(embeddings: DataFrame, cluster_model, config=None) -> DataFr
         "mention_key string, __fit_id int")
     rows = embeddings.select("mention_key", "mention", F.col("count").cast("long").alias("count"), "embedding") \
         .join(fitted, "mention_key", "left")
-    return rows.mapInPandas(_assign_batches(model.centroids, list(model.labels)), ASSIGNED_SCHEMA)
-
-
-def _assign_batches(centroids: np.ndarray, labels: list):
-    """The mapInPandas function of :func:`assign_clusters`, closing over the (small) centroids and labels."""
-    centroids = np.asarray(centroids)
-    columns = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid", "label"]
-
-    def assign(batches):
-        from group_appeal_spark.lib.clustering.kmeans import nearest_centroid
-
-        for pdf in batches:
-            if len(pdf) == 0:
-                yield pd.DataFrame({c: [] for c in columns})
-                continue
-            # float32, as the fit saw them: distances of fit-time keys repeat clusters/'s bits
-            X = np.stack(pdf["embedding"].map(lambda v: np.asarray(v, dtype=np.float32)).to_list())
-            nearest, distances = nearest_centroid(X, centroids)
-            fit_id = pdf["__fit_id"]
-            chosen = np.where(fit_id.isna().to_numpy(), nearest, fit_id.fillna(-1).to_numpy(dtype=np.int64))
-            if len(chosen) != len(pdf):
-                raise RuntimeError(f"cluster assignment gave {len(chosen)} results for {len(pdf)} rows")
-            yield pd.DataFrame({
-                "mention_key": pdf["mention_key"], "mention": pdf["mention"], "count": pdf["count"],
-                "cluster_id": chosen.astype(np.int32),
-                "distance_to_centroid": distances[np.arange(len(chosen)), chosen].astype(np.float64),
-                "label": [labels[i] for i in chosen]})
-
-    return assign
-
-
-def _clusters_frame(spark, pdf):
-    cols = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid", "category"]
-    return spark.createDataFrame(pdf[cols], "mention_key string, mention string, count long, "
-                                            "cluster_id int, distance_to_centroid double, category string")
+    return rows.mapInPandas(make_assign_batches(model.centroids, list(model.labels)), ASSIGNED_SCHEMA)
 
 
 def _summary_frame(spark, summary: pd.DataFrame) -> DataFrame:

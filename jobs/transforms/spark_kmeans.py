@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from group_appeal_spark.jobs.transforms.clusters import (
+from group_appeal_spark.jobs.transforms.cluster_tables import (
     ClusterResult,
     category_matcher,
     collect_mentions,
@@ -24,6 +24,7 @@ from group_appeal_spark.jobs.transforms.clusters import (
 )
 from group_appeal_spark.lib.clustering.nmi import category_codes, weighted_nmi
 from group_appeal_spark.lib.clustering.search import select_best_k
+from group_appeal_spark.udfs.clusters import make_category_udf, make_distance_udf
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -88,20 +89,8 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
     model = models.get(best_k) or fit(best_k)
     centers = np.stack(model.clusterCenters())
 
-    @F.pandas_udf("double")
-    def distance(vectors: pd.Series, labels: pd.Series) -> pd.Series:
-        X = np.stack(vectors.to_numpy())
-        return pd.Series(np.linalg.norm(X - centers[labels.to_numpy()], axis=1))
-
-    if matcher is None:
-        category = F.lit(None).cast("string")
-    else:
-        # the matcher (a compiled pattern and names) travels to the executors in the UDF's closure
-        @F.pandas_udf("string")
-        def match(mentions: pd.Series) -> pd.Series:
-            return pd.Series(matcher.match_many(mentions.tolist()), dtype=object)
-
-        category = match(F.col("mention"))
+    distance = make_distance_udf(centers)
+    category = F.lit(None).cast("string") if matcher is None else make_category_udf(matcher)(F.col("mention"))
 
     pred = model.transform(data)
     clusters = pred.select("mention_key", "mention", F.col("count").cast("long"), F.col("cluster_id").cast("int"),

@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from group_appeal_spark.lib.choices import STANCES
 
 __all__ = ["CLUSTER_COLUMNS", "STANCES", "SUMMARY_COLUMNS", "summarize_clusters"]
 
 #: Columns of ``clusters`` that :func:`summarize_clusters` needs (``category`` is optional).
 CLUSTER_COLUMNS = ["mention_key", "mention", "count", "cluster_id", "distance_to_centroid"]
-#: The stance values of ``mentions``, in the order of the ``share_*`` columns.
-STANCES = ("positive", "negative", "neutral")
 #: Columns of the result, in order.
 SUMMARY_COLUMNS = [
     "cluster_id", "n_occurrences", "n_unique", "top_mentions", "central_mentions",

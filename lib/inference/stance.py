@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+from group_appeal_spark.lib.choices import STANCES
 from group_appeal_spark.lib.errors import ModelLoadError
 from group_appeal_spark.lib.inference.batching import (
     check_one_per_input,
@@ -24,7 +25,6 @@ from group_appeal_spark.lib.models.loaders import (
     load_tokenizer,
 )
 
-STANCES = ("positive", "negative", "neutral")
 HYPOTHESES = (
     "The text is positive towards {group}.",
     "The text is negative towards {group}.",

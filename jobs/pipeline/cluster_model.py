@@ -1,0 +1,106 @@
+"""The saved cluster model (``cluster_model/``): read and checked against an embedder, or written.
+
+``run`` and ``cluster`` write it whenever they cluster; ``assign`` and ``run --cluster-model``
+read it, refusing a model made with another embedder than the mentions'.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from group_appeal_spark.jobs.storage.filesystem import filesystem, join_path
+from group_appeal_spark.lib.clustering.model import (
+    KEYS_FILE,
+    MODEL_FILE,
+    ClusterModel,
+    ClusterModelError,
+    check_same_embedder,
+    embedder_record,
+)
+from group_appeal_spark.lib.errors import InputError
+
+log = logging.getLogger("group_appeal_spark")
+
+
+def read_cluster_model(spark, folder: str) -> ClusterModel:
+    """The validated cluster model in ``folder`` (any filesystem Spark reaches), or ClusterModelError."""
+    if not folder:
+        raise ClusterModelError("--cluster-model: give the cluster_model/ folder written by `run` or `cluster`")
+    fs = filesystem(spark)
+    if not fs.exists(folder):
+        raise ClusterModelError(f"cluster model {folder} does not exist; give the cluster_model/ folder written "
+                                f"by `run` or `cluster`")
+    texts = {}
+    for name in (MODEL_FILE, KEYS_FILE):
+        path = join_path(folder, name)
+        texts[name] = fs.read_text(path) if fs.exists(path) else None
+    return ClusterModel.from_texts(texts, folder)
+
+
+def input_embedder(spark, source: str) -> dict | None:
+    """The embedder identities in ``<source>/summary.json`` (``models.embedder``), or None."""
+    fs, path = filesystem(spark), join_path(source, "summary.json")
+    if not fs.exists(path):
+        return None
+    try:
+        data = json.loads(fs.read_text(path))
+    except ValueError as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}); give the output of `detect` or `run`") from None
+    return embedder_record(data.get("models") if isinstance(data, dict) else None)
+
+
+def bundle_embedder(config, bundle) -> dict | None:
+    """The embedder identities of this run's resolved models (as summary.json records them)."""
+    from group_appeal_spark.lib.models.bundle import model_provenance
+
+    sources = config.model_sources()
+    return embedder_record({role: model_provenance(sources[role], bundle.folders[role])
+                            for role in ("embedder", "embedder_config") if role in bundle.folders})
+
+
+def bundle_normalizer(bundle):
+    """The embedder tokenizer's normalizer as JSON data (what MentionKeyer applies), or None."""
+    try:
+        from group_appeal_spark.lib.models.loaders import load_tokenizer
+
+        tokenizer = load_tokenizer(bundle.folders["embedder"], "embedder tokenizer")
+        return json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer")
+    except Exception as exc:  # a record, not a requirement: the embedder identity decides
+        log.warning("cluster model: could not record the embedder tokenizer's normalizer: %s", exc)
+        return None
+
+
+def load_checked_model(spark, folder: str, embedder: dict | None, input_where: str) -> ClusterModel:
+    """The cluster model in ``folder``, refused unless it was made with the embedder ``embedder``."""
+    model = read_cluster_model(spark, folder)
+    check_same_embedder(model.embedder, embedder, model_where=f"cluster model {folder}", input_where=input_where)
+    return model
+
+
+
+def write_cluster_model(spark, config, source, result, embeddings, summary, bundle) -> str:
+    """Write ``<output>/cluster_model/`` (keys.json, then model.json) and return its path."""
+    import group_appeal_spark
+    from group_appeal_spark.jobs.transforms.clusters import fitted_cluster_model
+    from group_appeal_spark.lib.clustering.model import key_normalisation
+
+    cfg = config.clustering
+    selection = {"n_clusters": cfg.n_clusters} if cfg.n_clusters else \
+        {"metric": cfg.metric, "k_min": cfg.k_min, "k_max": cfg.k_max, "chosen_k": result.best_k}
+    if bundle is not None:
+        embedder, normalizer = bundle_embedder(config, bundle), bundle_normalizer(bundle)
+    else:
+        embedder, normalizer = input_embedder(spark, source), None
+    if embedder is None:
+        log.warning("cluster model: %s/summary.json records no models.embedder; `assign` will refuse this model",
+                    source)
+    model = fitted_cluster_model(result, embeddings, summary, selection=selection, embedder=embedder,
+                                 key_normalisation=key_normalisation(normalizer),
+                                 created_by={"group_appeal_spark": group_appeal_spark.__version__,
+                                             "source": source})
+    fs, folder = filesystem(spark), join_path(config.output.path, "cluster_model")
+    for name, text in model.to_texts().items():  # model.json last: a half-written folder fails to load
+        fs.write_text(text, join_path(folder, name))
+    return folder
+

@@ -1,0 +1,24 @@
+"""The column names the tables share, and the column rules the transforms and readers apply."""
+
+from __future__ import annotations
+
+from group_appeal_spark.lib.choices import STANCES
+from pyspark.sql import functions as F
+
+DOC_ID = "doc_id"
+# A reader's per-row verdict (malformed line, text that is not a string...); null = fine.
+INPUT_ERROR = "__input_error"
+# the documents table after doc_id and the carried columns
+DOCUMENT_COLUMNS = ("n_segments", "n_mentions", *(f"n_{s}" for s in STANCES), "error")
+
+
+def valid_utf8(column):
+    """True where a string column holds valid UTF-8 (text files may carry any bytes).
+
+    Such a value must never reach a Python UDF: Arrow refuses to decode it and the task dies.
+    Spark 4 tests it directly; on Spark 3.5, decoding replaces invalid sequences, so the round
+    trip differs exactly for invalid text.
+    """
+    if hasattr(F, "is_valid_utf8"):
+        return F.is_valid_utf8(column)
+    return F.decode(column.cast("binary"), "UTF-8") == column

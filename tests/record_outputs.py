@@ -3,7 +3,7 @@
 group-appeal-detector 0.3.0 needs transformers>=5.5, so the differential tests against it
 (``-m reference``) can only run on the 5.x line. On 5.x they prove that this project's stages
 agree with the reference; this file records what the stages give there, and
-``tests/test_recorded_outputs.py`` checks any other transformers line (4.57) against it.
+``tests/lib/test_recorded_outputs.py`` checks any other transformers line (4.57) against it.
 
 Run it from the repository root with transformers 5.x, after any change to the tiny models or
 to what a stage outputs::

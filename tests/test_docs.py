@@ -107,7 +107,7 @@ def test_readme_keeps_the_commands_ci_and_the_cluster_test_run():
     assert '```bash\npip install "torch==2.13.0" ".[test,reference]" && pytest -q tests\n```' in readme
     assert ('```bash\npip install "torch==2.13.0" ".[spark,plots]" && group-appeal-spark run --input '
             'examples/sample_corpus.jsonl --input-format json --carry-cols party,speaker,date --output out/\n```') in readme
-    # tests/test_standalone_cluster.py runs the spark-submit block of docs/deploying.md
+    # tests/jobs/test_standalone_cluster.py runs the spark-submit block of docs/deploying.md
     deploying = (DOCS / "deploying.md").read_text(encoding="utf-8")
     assert deploying.count("```bash\npip wheel --no-deps . -w dist/") == 1
 

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import ROOT, SUPPORT
 
 pytestmark = pytest.mark.spark
 
-ROOT = Path(__file__).resolve().parents[1]
-SUPPORT = Path(__file__).resolve().parent / "support"
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 JOB_FILES = ["run.py", "detect.py", "cluster.py", "fetch_models.py", "train_embedder.py", "cli.py"]
 

@@ -18,7 +18,6 @@ from group_appeal_spark.udfs.hooks import UdfHooks
 
 pytestmark = pytest.mark.spark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = {
     "g1": "We support farmers and young people.",

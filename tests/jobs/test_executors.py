@@ -7,8 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from paths import SUPPORT
 
-SUPPORT = Path(__file__).resolve().parent / "support"
 
 
 def _names(archive: Path) -> set[str]:

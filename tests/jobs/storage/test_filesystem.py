@@ -1,6 +1,6 @@
 """jobs/storage: the filesystem interface on a classic session, Python's local route, and the Connect router.
 
-The Spark-only route of a Connect client runs in tests/test_connect.py (it needs a Connect server).
+The Spark-only route of a Connect client runs in tests/jobs/test_connect.py (it needs a Connect server).
 """
 
 import json

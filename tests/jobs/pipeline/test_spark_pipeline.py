@@ -15,10 +15,10 @@ from group_appeal_spark.lib.config import load_config
 from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.udfs.hooks import UdfHooks
 from sentences import sentences
+from paths import ROOT
 
 pytestmark = pytest.mark.spark
 
-ROOT = Path(__file__).resolve().parents[1]
 LONG = "We support farmers and young people, and the Government has failed pensioners. " * 50
 
 

@@ -34,11 +34,10 @@ import numpy as np
 import pandas as pd
 import pyspark
 import pytest
+from paths import ROOT, SUPPORT
 
 pytestmark = pytest.mark.spark
 
-ROOT = Path(__file__).resolve().parents[1]
-SUPPORT = Path(__file__).resolve().parent / "support"
 SPARK_BIN = Path(pyspark.__file__).parent / "bin"
 APP_NAME = "group-appeal-spark run"
 JOB_ARGS = ["--input-format", "json", "--carry-cols", "party", "--tiny-models", "--k-min", "2", "--k-max", "3"]

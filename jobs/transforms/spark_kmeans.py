@@ -9,6 +9,7 @@ matched on the executors.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,8 @@ from group_appeal_spark.jobs.transforms.cluster_tables import (
     plan_k,
     skipped_result,
 )
-from group_appeal_spark.lib.clustering.nmi import category_codes, weighted_nmi
+from group_appeal_spark.lib.clustering.kmeans import DegenerateClusteringWarning
+from group_appeal_spark.lib.clustering.nmi import any_matched, category_codes, weighted_nmi
 from group_appeal_spark.lib.clustering.search import select_best_k
 from group_appeal_spark.udfs.clusters import make_category_udf, make_distance_udf
 from pyspark import StorageLevel
@@ -75,10 +77,15 @@ def cluster_on_spark(embeddings: DataFrame, cfg, progress) -> ClusterResult:
                 metric, points = SPARK_SILHOUETTE, None
             else:
                 labels = pred.select("mention", "count", "cluster_id").toPandas()
-                codes = category_codes(matcher.match_many(labels["mention"].tolist()), len(labels))
-                counts = labels["count"].to_numpy()
-                score = weighted_nmi(codes, labels["cluster_id"].to_numpy(), counts)
-                metric, points = "nmi", int(counts[codes >= 0].sum())
+                categories, counts = matcher.match_many(labels["mention"].tolist()), labels["count"].to_numpy()
+                metric, score, points = "nmi", float("nan"), 0
+                if any_matched(categories):
+                    codes = category_codes(categories, len(labels))
+                    score = weighted_nmi(codes, labels["cluster_id"].to_numpy(), counts)
+                    points = int(counts[codes >= 0].sum())
+                else:  # as the driver backend: NaN for every k, then the smallest k is kept
+                    warnings.warn(f"k search: no mention matches the dictionary, so NMI is undefined for k={k}; "
+                                  f"scored NaN", DegenerateClusteringWarning, stacklevel=2)
             rows.append((k, metric, float(score), False, points if points is not None else -1))
             report(k, float(score), time.perf_counter() - t0)
         table = pd.DataFrame(rows, columns=["k", "metric", "score", "estimated", "n_points"])

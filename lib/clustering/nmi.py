@@ -56,6 +56,11 @@ def weighted_nmi(codes: Any, labels: Any, counts: Any) -> float:
     )
 
 
+def any_matched(categories: Sequence[str | None]) -> bool:
+    """Whether any row has a dictionary category (not None or NaN)."""
+    return any(not (value is None or (pd.api.types.is_scalar(value) and pd.isna(value))) for value in categories)
+
+
 def category_codes(categories: Sequence[str | None] | None, n_rows: int) -> np.ndarray:
     """Integer code of each row's dictionary category, -1 where it matches none.
 

@@ -33,7 +33,7 @@ from group_appeal_spark.lib.clustering.kmeans import (
     canonical_row_order,
     row_keys,
 )
-from group_appeal_spark.lib.clustering.nmi import category_codes, weighted_nmi
+from group_appeal_spark.lib.clustering.nmi import any_matched, category_codes, weighted_nmi
 
 __all__ = ["METRICS", "KSearchResult", "search_k", "select_best_k", "weighted_silhouette_score"]
 
@@ -116,8 +116,8 @@ def search_k(
         If an int parameter is not an int, or ``X`` does not hold floats.
     ValueError
         If ``metric`` is not one of :data:`METRICS`, the k range is out of bounds, a count is
-        not a positive whole number, ``categories`` is missing, has the wrong length or
-        matches no row for ``"nmi"``, or no k gives a defined score.
+        not a positive whole number, or ``categories`` is missing or has the wrong length
+        for ``"nmi"``.
 
     Warns
     -----
@@ -156,7 +156,11 @@ def search_k(
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
     codes = None
-    if metric == "nmi":
+    if metric == "nmi" and categories is not None and len(categories) == n_rows and not any_matched(categories):
+        warnings.warn(f"k search: no mention matches the dictionary, so NMI is undefined for every k in "
+                      f"[{k_min}, {k_max}]; scored NaN", DegenerateClusteringWarning, stacklevel=2)
+        codes = np.full(n_rows, -1, dtype=np.int64)
+    elif metric == "nmi":
         codes = category_codes(categories, n_rows)
 
     if canonical_order:
@@ -188,7 +192,7 @@ def search_k(
         if metric == "silhouette":
             score = _silhouette_or_nan(X_scored, model.labels_[scored_rows], scored_counts, k)
         else:
-            score = weighted_nmi(codes, model.labels_, counts)
+            score = weighted_nmi(codes, model.labels_, counts) if n_points else float("nan")
         seconds = time.perf_counter() - started
         records.append((k, metric, score, estimated, n_points))
         if progress is not None:
@@ -214,18 +218,19 @@ def select_best_k(scores: pd.DataFrame) -> int:
     -------
     int
 
-    Raises
-    ------
-    ValueError
-        If no k has a defined score.
+    Warns
+    -----
+    DegenerateClusteringWarning
+        If no k has a defined score (two distinct mentions seen once each, identical
+        embeddings, no mention in the dictionary): then the smallest k is kept.
     """
     if scores["score"].isna().all():
         ks = scores["k"]
         metric = scores["metric"].iloc[0] if len(scores) else "any"
-        raise ValueError(
-            f"no k in [{ks.min()}, {ks.max()}] gives a defined {metric} score; "
-            f"see the DegenerateClusteringWarning above"
-        )
+        warnings.warn(
+            f"no k in [{ks.min()}, {ks.max()}] gives a defined {metric} score (see the warnings "
+            f"above); keeping the smallest, k={ks.min()}", DegenerateClusteringWarning, stacklevel=2)
+        return int(ks.min())
     # idxmax takes the first maximum, as the reference's max() over the k in order does.
     return int(scores.loc[scores["score"].idxmax(), "k"])
 

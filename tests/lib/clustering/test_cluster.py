@@ -337,12 +337,16 @@ def test_best_k_is_the_first_of_equal_scores(weighted, monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_undefined_silhouette_is_nan_and_all_undefined_is_an_error():
+def test_undefined_silhouette_is_nan_and_all_undefined_keeps_the_smallest_k():
+    """Identical embeddings: every k's silhouette is undefined; the smallest k is kept, with a warning
+    (issue 17.4: this once raised after all the model work of a run)."""
     X = np.tile(np.eye(4, dtype=np.float32)[:1], (6, 1))
     with pytest.warns(DegenerateClusteringWarning) as caught:
-        with pytest.raises(ValueError, match=r"no k in \[2, 3\] gives a defined silhouette"):
-            search_k(X, k_min=2, k_max=3)
+        result = search_k(X, k_min=2, k_max=3)
+    assert result.best_k == 2 and result.scores["score"].isna().all()
     messages = [str(warning.message) for warning in caught]
+    assert any("no k in [2, 3] gives a defined silhouette score (see the warnings above); keeping the "
+               "smallest, k=2" in message for message in messages)
     assert sum("X has 1 distinct rows" in message for message in messages) == 2
     assert sum("silhouette undefined with 1 distinct clusters" in message
                for message in messages) == 2
@@ -429,11 +433,21 @@ def test_init_only_stores():
         ({"metric": "nmi"}, ValueError, "metric='nmi' needs categories"),
         ({"metric": "nmi", "categories": ["women"] * 5}, ValueError,
          "one entry per row of X: expected 6, got 5"),
-        ({"metric": "nmi", "categories": [None, np.nan, None, None, None, None]}, ValueError,
-         r"no row matches the dictionary \(all 6 categories are None\)"),
     ],
 )
 def test_search_k_refuses_bad_input(kwargs, error, match):
     arguments = {"k_min": 2, "k_max": 3, **kwargs}
     with pytest.raises(error, match=match):
         search_k(GOOD_X, **arguments)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_nmi_without_any_dictionary_match_scores_nan_and_keeps_the_smallest_k(weighted):
+    """No mention in the dictionary: NMI is undefined for every k, not an error after the models ran."""
+    X, counts, _ = weighted
+    with pytest.warns(DegenerateClusteringWarning) as caught:
+        result = search_k(X, k_min=2, k_max=4, metric="nmi", sample_weight=counts,
+                          categories=[None, np.nan] * (len(X) // 2))
+    assert result.best_k == 2 and result.scores["score"].isna().all()
+    assert (result.scores["n_points"] == 0).all() and list(result.scores["k"]) == [2, 3, 4]
+    assert any("no mention matches the dictionary" in str(w.message) for w in caught)

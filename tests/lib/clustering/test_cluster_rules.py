@@ -7,6 +7,7 @@ The pure tests call lib's ``plan_clustering``; the Spark tests go through ``clus
 
 import json
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -199,3 +200,30 @@ def test_cluster_job_with_a_fixed_number_of_clusters(spark, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["chosen_k"] == 3 and summary["clustering_skipped"] is None and summary["metric"] is None
     assert summary["config"]["clustering"]["n_clusters"] == 3
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_mentions_seen_once_each_are_clustered_not_a_crash(spark, backend):
+    """Issue 17.4: silhouette is undefined for every k of [2, 2]; the run keeps k=2 instead of failing."""
+    rows = [("a", "farmers", 1, [1.0, 0.0]), ("b", "nurses", 1, [0.0, 1.0])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = _cluster(spark.createDataFrame(rows, SCHEMA), k_min=2, k_max=3, backend=backend)
+    assert result.best_k == 2 and result.skipped is None
+    assert sorted(result.clusters.toPandas()["cluster_id"]) == [0, 1]
+    assert result.k_search.count() == 1
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nmi_with_no_mention_in_the_dictionary_keeps_the_smallest_k(spark, backend, tmp_path):
+    dictionary = tmp_path / "dict.csv"
+    dictionary.write_text("health,farming\nsurgeons,growers\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _cluster(_embeddings(spark, 9), metric="nmi", dictionary=str(dictionary), k_min=2, k_max=4,
+                          backend=backend)
+    scores = result.k_search.toPandas()
+    assert result.best_k == 2 and scores["score"].isna().all() and len(scores) == 3
+    assert any("no mention matches the dictionary" in str(w.message) for w in caught)

@@ -9,6 +9,7 @@ import json
 import os
 
 from group_appeal_spark.jobs.storage.filesystem import filesystem, join_path
+from group_appeal_spark.testing.smoke import uses_tiny_models
 
 
 def summary_json(data: dict) -> str:
@@ -85,10 +86,13 @@ def run_metadata(spark, config, bundle=None) -> dict:
     ``models`` (omitted without a ``bundle``, as in ``cluster``): per role, hub repo id and the
     commit sha its snapshot resolved to, or a local folder's content hash. ``precision.used`` and
     ``precision.driver_cpu`` describe the driver; executors resolve ``auto`` for their own hardware.
+    ``smoke_test`` (with a ``bundle``): whether the models were ``--tiny-models``' random ones.
     """
     meta = {}
     if bundle is not None:
         meta["models"] = bundle.provenance(config.model_sources())
+        # --tiny-models: random weights, meaningless numbers; said where the results are read
+        meta["smoke_test"] = uses_tiny_models(bundle.folders)
     meta["versions"] = software_versions()
     meta["spark"] = spark_facts(spark)
     meta["precision"] = precision_facts(config)

@@ -1,13 +1,17 @@
 """report.html: one self-contained page summarising a run for a researcher (no Spark, no network).
 
 Everything is inline (CSS and SVG, no script), so the page opens offline from a file or a
-bucket; every piece of text from the data goes through :func:`html.escape`.
+bucket; every piece of text from the data goes through :func:`_e`: control characters and
+explicit bidirectional controls removed, then :func:`html.escape`; each data value sits in its
+own element, which the page isolates (``unicode-bidi: isolate``), so a right-to-left name or a
+stray U+202E in the data cannot reorder the text around it.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any
 
 import pandas as pd
@@ -16,7 +20,12 @@ from group_appeal_spark.lib.choices import STANCES
 STANCE_COLOURS = {"positive": "#2e7d32", "negative": "#c62828", "neutral": "#9e9e9e"}
 HEATMAP_TOP = 20
 
+# C0 and C1 controls (tab and newline become spaces) and the explicit bidi embeddings, overrides and isolates
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
 CSS = """
+.banner{background:#fff3cd;border:1px solid #e0b000;padding:.6em .8em}
+td,th,strong,bdi,h3,span,li{unicode-bidi:isolate}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1100px;
 color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
@@ -32,7 +41,7 @@ def _e(value: Any) -> str:
     """``value`` as escaped text; missing values as an empty string."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return html.escape(str(value))
+    return html.escape(_CONTROLS.sub("", str(value).replace("\t", " ").replace("\n", " ")))
 
 
 def _share(value: Any) -> str:
@@ -187,7 +196,7 @@ def examples_section(examples: pd.DataFrame | None, labels: dict) -> str:
         parts.append(f"<h3>Cluster {_e(cluster_id)}: {_e(labels.get(cluster_id, ''))}</h3>")
         for r in rows.to_dict("records"):
             text = r.get("text")
-            quote = _e(text) if isinstance(text, str) and text else f"<em>{_e(r.get('mention'))}</em>"
+            quote = f"<bdi>{_e(text)}</bdi>" if isinstance(text, str) and text else f"<em>{_e(r.get('mention'))}</em>"
             doc = f' <span class="muted">(doc {_e(r.get("doc_id"))})</span>' if r.get("doc_id") is not None else ""
             parts.append(f"<blockquote><strong>{_e(r.get('mention'))}</strong>: {quote}{doc}</blockquote>")
     return "".join(parts)
@@ -216,7 +225,10 @@ def render_report(summary: dict, k_search: pd.DataFrame, clusters: pd.DataFrame,
     """
     labels = dict(zip(clusters["cluster_id"], clusters["label"])) if len(clusters) else {}
     source = f'<p class="muted">source: {_e(summary["source"])}</p>' if summary.get("source") else ""
-    body = [f"<h1>{_e(title)}</h1>", source, summary_section(summary),
+    smoke = ('<p id="smoke-test" class="banner"><strong>Offline smoke test:</strong> this run used tiny models with '
+             'random weights (<code>--tiny-models</code>); every number and cluster on this page is meaningless.</p>'
+             if summary.get("smoke_test") else "")
+    body = [f"<h1>{_e(title)}</h1>", smoke, source, summary_section(summary),
             "<h2>k search</h2>", k_search_svg(k_search),
             "<h2>Clusters</h2>", cluster_table(clusters),
             "<h2>Stance by cluster</h2>", stance_bars_svg(clusters),

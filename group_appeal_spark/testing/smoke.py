@@ -14,6 +14,21 @@ SMOKE_WARNING = ("OFFLINE SMOKE TEST: --tiny-models runs the pipeline on tiny RA
                  "the fly; every output of this run is meaningless")
 
 
+def smoke_models_root() -> Path:
+    """This user's cache folder of the smoke-test models (``$XDG_CACHE_HOME`` or ``~/.cache``).
+
+    Not a shared temporary folder: there another local user could lay out models first.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "group-appeal-spark"
+
+
+def uses_tiny_models(folders) -> bool:
+    """Whether every model folder (``ModelBundle.folders``) is one of the smoke test's tiny models."""
+    root = str(smoke_models_root().resolve()) + os.sep
+    return bool(folders) and all(str(Path(f).resolve()).startswith(root) for f in folders.values())
+
+
 def tiny_model_overrides() -> dict:
     """Local folders of tiny random models (the offline smoke option), built once per machine.
 
@@ -27,9 +42,10 @@ def tiny_model_overrides() -> dict:
 
     log.warning(SMOKE_WARNING)
     # one folder per package and transformers version: each writes its own config.json defaults
-    root = Path(tempfile.gettempdir()) / f"group-appeal-spark-tiny-models-{__version__}-tf{transformers.__version__}-seed0"
+    root = smoke_models_root() / f"tiny-models-{__version__}-tf{transformers.__version__}-seed0"
     if not (root / "_COMPLETE").is_file():
-        staging = Path(tempfile.mkdtemp(prefix="gas-tiny-models-", dir=tempfile.gettempdir()))
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root.parent))
         build_tiny_repos(staging, seed=0)
         (staging / "_COMPLETE").write_text("ok", encoding="utf-8")
         try:

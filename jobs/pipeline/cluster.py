@@ -18,6 +18,7 @@ from group_appeal_spark.jobs.transforms import aggregates as agg
 from group_appeal_spark.jobs.transforms import cluster_mentions, cluster_summary
 from group_appeal_spark.lib.config import group_columns
 from group_appeal_spark.lib.report import render_report
+from group_appeal_spark.testing.smoke import uses_tiny_models
 
 log = logging.getLogger("group_appeal_spark")
 
@@ -25,24 +26,31 @@ log = logging.getLogger("group_appeal_spark")
 TABLES = ("k_search", "clusters", "cluster_summary", "aggregates")
 
 
-def run_cluster(spark, config, source: str, timer: StageTimer, *, mode: str | None = None,
+def read_source(spark, source: str, fmt: str) -> dict:
+    """An earlier run's ``mention_embeddings``, ``mentions`` and ``documents`` (the last two None
+    where an older output lacks them, with a warning), read in ``fmt``."""
+    documents_path = join_path(source, "documents")
+    return {"mention_embeddings": read_table(spark, join_path(source, "mention_embeddings"), fmt),
+            "mentions": _read_mentions(spark, join_path(source, "mentions"), fmt),
+            "documents": read_table(spark, documents_path, fmt) if filesystem(spark).exists(documents_path) else None}
+
+
+def run_cluster(spark, config, source: str, tables: dict, timer: StageTimer, *, mode: str | None = None,
                 bundle=None) -> dict:
     """The driver-side half: k search, k-means, cluster summary, plots; returns the counts for summary.json.
 
-    The counts' ``tables`` lists the tables written (``aggregates`` only when it clustered); the
-    callers take it out for the marker and the catalog.
+    ``tables``: the mention_embeddings, mentions and documents of ``source`` (:func:`read_source`,
+    or ``run``'s own checkpoints). The counts' ``tables`` lists the tables written
+    (``aggregates`` only when it clustered); the callers take it out for the marker and the catalog.
 
-    The summary's stance shares come from ``<source>/mentions``; an older output without that
-    table (or without its stance column) gets null shares and a warning, not a failure.
-    Whenever it clusters it also writes ``cluster_model/`` (lib's ``ClusterModel``, JSON) for
-    ``assign``; the embedder it records is ``bundle``'s (``run``), else the one in
-    ``<source>/summary.json`` (``cluster``).
+    The summary's stance shares come from the mentions; an older output without that table
+    (or without its stance column) gets null shares and a warning, not a failure. Whenever it
+    clusters it also writes ``cluster_model/`` (lib's ``ClusterModel``, JSON) for ``assign``;
+    the embedder it records is ``bundle``'s (``run``), else the one in ``<source>/summary.json``
+    (``cluster``).
     """
     out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
-    embeddings = read_table(spark, join_path(source, "mention_embeddings"), fmt)
-    mentions = _read_mentions(spark, join_path(source, "mentions"), fmt)
-    documents_path = join_path(source, "documents")
-    documents = read_table(spark, documents_path, fmt) if filesystem(spark).exists(documents_path) else None
+    embeddings, mentions, documents = tables["mention_embeddings"], tables["mentions"], tables["documents"]
     # checked before any work: `cluster` knows the carried columns only from its input's tables
     carried = [c for c in (agg.carried_of(documents) if documents is not None else config.input.carried)
                if mentions is None or c in mentions.columns]
@@ -66,8 +74,9 @@ def run_cluster(spark, config, source: str, timer: StageTimer, *, mode: str | No
             table = agg.group_aggregates(mentions, result.clusters, summary, documents, groups)
             write_table(table, join_path(out, "aggregates"), fmt, mode)
             written.append("aggregates")
-            aggregates = read_table(spark, join_path(out, "aggregates"), fmt).toPandas()
-        facts = {**agg.run_counts(documents, mentions, result.clusters), **counts, "source": source}
+            aggregates = read_table(spark, join_path(out, "aggregates"), fmt, schema=table.schema).toPandas()
+        facts = {**agg.run_counts(documents, mentions, result.clusters), **counts, "source": source,
+                 "smoke_test": bundle is not None and uses_tiny_models(bundle.folders)}
         examples = agg.examples_frame(result.clusters, mentions) if result.best_k else None
         page = render_report(facts, result.k_search.toPandas(), summary.toPandas(), aggregates, examples,
                              groups[0] if groups and aggregates is not None else None)
@@ -116,9 +125,9 @@ def write_plots(spark, config, result) -> list[str]:
 
 def cluster_job(spark, config) -> None:
     """The ``cluster`` job: the driver-side half over ``--input``, into ``--output`` (or into ``--input``)."""
-    derived.check_source(spark, config)
+    fmt = derived.check_source(spark, config)
     derived.open_output(spark, config, TABLES)
     timer = StageTimer()
-    counts = run_cluster(spark, config, config.input.path, timer)
+    counts = run_cluster(spark, config, config.input.path, read_source(spark, config.input.path, fmt), timer)
     derived.close_output(spark, config, "cluster", counts, timer, others=TABLES)
     log.info("cluster: done: chosen k = %s", counts["chosen_k"])

@@ -11,12 +11,13 @@ from group_appeal_spark.jobs.pipeline.cluster_model import bundle_embedder, load
 from group_appeal_spark.jobs.timing import StageTimer
 from group_appeal_spark.lib.config import group_columns
 from group_appeal_spark.lib.models.bundle import ModelBundle
+from group_appeal_spark.testing.smoke import uses_tiny_models
 from group_appeal_spark.udfs.hooks import UdfHooks
 
 log = logging.getLogger("group_appeal_spark")
 
 
-def tables(cluster_model: str | None) -> tuple[str, ...]:
+def run_tables(cluster_model: str | None) -> tuple[str, ...]:
     """Every table a run may write (checked against the catalog with ``--output-table-prefix``)."""
     return (*detect.TABLES, *(cluster.TABLES if cluster_model is None else assign.TABLES))
 
@@ -32,14 +33,18 @@ def run_job(spark, config, bundle: ModelBundle, timer: StageTimer, *, cluster_mo
         spark, cluster_model, bundle_embedder(config, bundle), "this run's embedder")
     counts = detect.run_detect(spark, config, bundle, timer, resume=resume, hooks=hooks)
     mode = "overwrite" if resume else None
+    tables = detect.work_tables(spark, config)  # typed, whatever output.format
     if model is None:
-        counts.update(cluster.run_cluster(spark, config, config.output.path, timer, mode=mode, bundle=bundle))
+        counts.update(cluster.run_cluster(spark, config, config.output.path, tables, timer, mode=mode, bundle=bundle))
     else:
-        counts.update(assign.run_assign(spark, config, config.output.path, model, timer, mode=mode))
+        counts.update(assign.run_assign(spark, config, tables["mention_embeddings"], model, timer, mode=mode))
     written = (*detect.TABLES, *counts.pop("tables"))  # the cluster half's: aggregates may be skipped
     # the folder's tables are complete: publish them before summary.json, which records them
     published = catalog.publish(spark, config, written, replace=catalog.replacing(config, resume), timer=timer,
-                                others=tables(cluster_model))
+                                others=run_tables(cluster_model))
     write_summary(spark, config, counts, timer, published=published, bundle=bundle)
     detect.finish_output(spark, config, bundle, "run", written, published)
-    log.info("run: done: %s", {k: v for k, v in counts.items() if k != "plots"})
+    log.info("run: done: %s documents, %s mentions (%s distinct), %s clusters; results in %s: open report.html "
+             "first, then summary.json and the tables (docs/outputs.md)%s", counts["input_rows"], counts["mentions"],
+             counts["unique_mentions"], counts.get("chosen_k"), config.output.path,
+             "; SMOKE TEST: tiny random models, meaningless numbers" if uses_tiny_models(bundle.folders) else "")

@@ -183,9 +183,17 @@ class MentionDetector:
                 # the pipeline shows an unknown token as the text it stands for
                 pieces.append(text[start:end] if tokens.ids[t] == unk else
                               self.tokenizer.convert_ids_to_tokens(tokens.ids[t]))
+            start, end = int(tokens.offsets[first][0]), int(tokens.offsets[last - 1][1])
+            original = text[start:end]
+            if not original.strip():
+                continue  # a group of tokens that covers no character (or only spaces): no mention
+            span = self.tokenizer.convert_tokens_to_string(pieces)
+            if span.strip() != original.strip():
+                # byte-level BPE decodes a span that cuts a character (Arabic, CJK, emoji) to U+FFFD:
+                # the text itself is the mention then (the reference keeps the garbled decoding)
+                span = original
             score = float(np.mean(scores[np.arange(first, last), best[first:last]]))
-            mentions.append(Mention(self.tokenizer.convert_tokens_to_string(pieces),
-                                    int(tokens.offsets[first][0]), int(tokens.offsets[last - 1][1]), score))
+            mentions.append(Mention(span, start, end, score))
         return mentions
 
     def detect(self, texts: Sequence[str]) -> list[list[Mention]]:

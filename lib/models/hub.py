@@ -37,7 +37,9 @@ _OFFLINE_HELP = (
     "On a machine without access to the Hugging Face hub: run `group-appeal-spark fetch-models "
     "--output DIR` where the hub is reachable and pass `--models-dir DIR`, or set `local_dir` of "
     "this model in the config to a folder with its config, tokenizer and *.safetensors files, "
-    "or set HF_HUB_CACHE to a hub cache that holds it (with HF_HUB_OFFLINE=1)."
+    "or set HF_HUB_CACHE to a hub cache that holds it (with HF_HUB_OFFLINE=1). To try the pipeline "
+    "without the models, `--tiny-models` runs it on tiny random-weight models (an offline smoke test: "
+    "its outputs are meaningless)."
 )
 
 

@@ -272,3 +272,17 @@ def test_run_with_shipped_files_and_chunks(corpus, run_output, tmp_path):
         key = list(a.columns)
         pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True),
                                       b.sort_values(key).reset_index(drop=True), obj=table)
+
+
+def test_the_offline_notebook_snippet_of_the_docs_runs_as_written(spark):
+    """docs/deploying.md's offline notebook block, executed with the notebook's ``spark``."""
+    import re
+
+    text = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "tiny_model_overrides" in b]
+    assert len(blocks) == 1
+    scope = {"spark": spark}
+    exec(compile(blocks[0], "docs/deploying.md", "exec"), scope)  # noqa: S102 - the project's own docs
+    assert scope["appeals"].documents.count() == 2 and scope["appeals"].mentions.count() >= 1
+    # one clusters row per distinct mention key
+    assert scope["result"].clusters.count() == scope["appeals"].mentions.select("mention_key").distinct().count()

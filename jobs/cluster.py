@@ -27,6 +27,7 @@ def build_parser():
 def main(argv=None) -> int:
     def body(args):
         config = flags.config_from_run_output(args)
+        startup.check_early(config)  # the dictionary, before the session starts
         cluster.cluster_job(startup.session(config, "group-appeal-spark cluster", args.master), config)
 
     return startup.run_main("cluster", build_parser(), body, argv)

@@ -35,7 +35,7 @@ def build_parser():
 def main(argv=None, *, hooks: UdfHooks | None = None) -> int:
     """Run the job with command-line flags ``argv``; ``hooks`` are handed to the UDFs."""
     def body(args):
-        config, spark, bundle, timer = startup.start(args, "group-appeal-spark run", run.tables(args.cluster_model))
+        config, spark, bundle, timer = startup.start(args, "group-appeal-spark run", run.run_tables(args.cluster_model))
         run.run_job(spark, config, bundle, timer, cluster_model=args.cluster_model, resume=args.resume, hooks=hooks)
 
     return startup.run_main("run", build_parser(), body, argv)

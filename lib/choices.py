@@ -20,6 +20,7 @@ __all__ = [
     "InputFormat",
     "Metric",
     "NegativeMining",
+    "OutputFormat",
     "Precision",
     "SegmentationMode",
     "ShipMode",
@@ -139,6 +140,20 @@ class InputFormat(_Choice):
     DELTA = "delta"
     ORC = "orc"
     AVRO = "avro"
+
+
+class OutputFormat(_Choice):
+    """How the output tables are written (``output.format``); each value is also the Spark source's name.
+
+    ``delta`` and ``avro`` need their Spark packages; the jobs try one write before any work.
+    """
+
+    PARQUET = "parquet"
+    DELTA = "delta"
+    ORC = "orc"
+    AVRO = "avro"
+    JSON = "json"  # JSON lines
+    CSV = "csv"  # with a header; arrays and structs as JSON text
 
 
 class WriteMode(_Choice):

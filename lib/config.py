@@ -19,6 +19,7 @@ from group_appeal_spark.lib.choices import (
     DuplicateIds,
     InputFormat,
     Metric,
+    OutputFormat,
     Precision,
     SegmentationMode,
     ShipMode,
@@ -48,6 +49,7 @@ CHOICE_KEYS = {
     "clustering.metric": Metric,
     "clustering.backend": ClusterBackend,
     "output.mode": WriteMode,
+    "output.format": OutputFormat,
 }
 
 # Output formats whose tables, read back, lose column types (a CSV has no arrays and no ints):
@@ -176,6 +178,10 @@ class JobConfig:
             raise ConfigError(f"inference.window_stride: {inf.window_stride!r} must be between 0 and 256 tokens")
         _positive("segmentation.max_segment_chars", seg.max_segment_chars)
         _positive("input.chunks", self.input.chunks)
+        if not isinstance(self.output.progress_seconds, (int, float)) or isinstance(self.output.progress_seconds, bool) \
+                or self.output.progress_seconds < 0:
+            raise ConfigError(f"output.progress_seconds: {self.output.progress_seconds!r} must be a number of seconds "
+                              f">= 0 (0 = never)")
         _positive("clustering.silhouette_exact_max", clu.silhouette_exact_max)
         _positive("clustering.silhouette_sample_size", clu.silhouette_sample_size)
         if clu.k_min < 2:
@@ -188,9 +194,35 @@ class JobConfig:
             raise ConfigError("clustering.dictionary: the 'nmi' metric needs a dictionary CSV (columns = categories)")
         if not self.input.text_col:
             raise ConfigError("input.text_col: must name a column")
+        if clu.random_state is not None and not (isinstance(clu.random_state, int) and not isinstance(
+                clu.random_state, bool) and 0 <= clu.random_state < 2**32):
+            raise ConfigError(f"clustering.random_state: {clu.random_state!r} must be a seed from 0 to 2**32 - 1, "
+                              f"or null")
+        self._check_columns()
         self._check_group_by()
         self._check_tables()
         return self
+
+    def _check_columns(self) -> None:
+        """Column names Spark resolves as they are, each carried column once and not the text or id column."""
+        inp = self.input
+        named = [("input.text_col", inp.text_col), ("input.id_col", inp.id_col)]
+        named += [("input.carry_cols", c) for c in inp.carry_cols]
+        named += [("output.group_by", c) for c in self.output.group_by or ()]
+        for key, name in named:
+            if not isinstance(name, str) or not name.strip() or "." in name or "`" in name:
+                raise ConfigError(f"{key}: {name!r} is not a usable column name (a non-empty name without '.' or "
+                                  f"'`'; Spark would read 'a.b' as field b of a struct a): rename the column in the "
+                                  f"input, e.g. with withColumnRenamed or in a SELECT")
+        for key, names in (("input.carry_cols", inp.carry_cols), ("output.group_by", self.output.group_by or ())):
+            repeated = sorted({c for c in names if list(names).count(c) > 1})
+            if repeated:
+                raise ConfigError(f"{key}: {', '.join(map(repr, repeated))} given more than once")
+        for role, column in (("text column (input.text_col); the segment_text output holds the sentences",
+                              inp.text_col),
+                             ("id column (input.id_col); every output row has it as doc_id", inp.id_col)):
+            if column in inp.carry_cols:
+                raise ConfigError(f"input.carry_cols: {column!r} is the {role}; carry other columns")
 
     def _check_group_by(self) -> None:
         """output.group_by must name carried columns (checkable only where input.carry_cols is set:

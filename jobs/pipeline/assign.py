@@ -21,14 +21,14 @@ log = logging.getLogger("group_appeal_spark")
 TABLES = ("clusters",)
 
 
-def run_assign(spark, config, source: str, model: ClusterModel, timer: StageTimer, *,
+def run_assign(spark, config, embeddings, model: ClusterModel, timer: StageTimer, *,
                mode: str | None = None) -> dict:
-    """Assign ``<source>/mention_embeddings`` to the model's clusters and write clusters/; returns summary.json counts.
+    """Assign ``embeddings`` (a mention_embeddings table) to the model's clusters and write clusters/;
+    returns summary.json counts.
 
     The counts' ``tables`` lists the tables written; the callers take it out for the marker and the catalog.
     """
     out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
-    embeddings = read_table(spark, join_path(source, "mention_embeddings"), fmt)
     with timer.stage("assign"):
         write_table(assign_clusters(embeddings, model, config), join_path(out, "clusters"), fmt, mode)
     n = read_table(spark, join_path(out, "clusters"), fmt).count()
@@ -46,12 +46,13 @@ def check_given(cluster_model: str | None) -> None:
 def assign_job(spark, config, cluster_model: str) -> None:
     """The ``assign`` job: ``--input``'s mentions into the clusters of ``cluster_model``, into ``--output``."""
     source = config.input.path
-    derived.check_source(spark, config)
+    fmt = derived.check_source(spark, config)
     model = load_checked_model(spark, cluster_model, input_embedder(spark, source), f"the input {source}")
     if derived.into_input(config) and config.output.mode == "error":
         raise InputError(f"output: --output is --input ({source}); pass --overwrite to replace its clusters/")
     derived.open_output(spark, config, TABLES)
     timer = StageTimer()
-    counts = run_assign(spark, config, source, model, timer)
+    embeddings = read_table(spark, join_path(source, "mention_embeddings"), fmt)
+    counts = run_assign(spark, config, embeddings, model, timer)
     derived.close_output(spark, config, "assign", counts, timer, cluster_model=cluster_model)
     log.info("assign: done")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from group_appeal_spark.jobs import catalog
 from group_appeal_spark.jobs.metadata import write_summary
 from group_appeal_spark.jobs.storage import run_state
-from group_appeal_spark.jobs.storage.tables import check_output_free
+from group_appeal_spark.lib.config import UNTYPED_FORMATS
+from group_appeal_spark.lib.errors import InputError
 
 
 def into_input(config) -> bool:
@@ -19,10 +20,21 @@ def into_input(config) -> bool:
     return config.input.path.rstrip("/") == (config.output.path or "").rstrip("/")
 
 
-def check_source(spark, config) -> None:
-    """The input is a finished run's output: an interrupted or running detect/run must not be used
-    as if it were whole."""
-    run_state.check_complete(spark, config.input.path, needs=("mention_embeddings",))
+def check_source(spark, config) -> str:
+    """The input is a finished run's output (an interrupted or running detect/run must not be used
+    as if it were whole) in a typed format; returns that format.
+
+    Its ``_SUCCESS.json`` records the format its tables were written in (an older one does
+    not: then ``output.format`` is taken). CSV and JSON tables cannot be read back with their
+    types (embeddings, counts), so they are refused here rather than after the work.
+    """
+    info = run_state.check_complete(spark, config.input.path, needs=("mention_embeddings",)) or {}
+    fmt = info.get("format") or config.output.format
+    if fmt in UNTYPED_FORMATS:
+        raise InputError(f"input: {config.input.path} was written as {fmt}, whose tables lose their column types "
+                         f"(the embeddings among them); run detect or run again with --output-format parquet (or "
+                         f"delta, orc) to cluster or assign its mentions")
+    return fmt
 
 
 def open_output(spark, config, tables) -> None:
@@ -32,7 +44,7 @@ def open_output(spark, config, tables) -> None:
         # the input's marker stops vouching for these tables while they are replaced
         run_state.update_marker(spark, config.input.path, remove=tables)
     else:
-        check_output_free(spark, config.output.path, config.output.mode)
+        run_state.check_output_free(spark, config.output.path, config.output.mode, config.output.format)
         run_state.mark_started(spark, config.output.path)
 
 
@@ -52,5 +64,5 @@ def close_output(spark, config, job: str, counts: dict, timer, *, others=(), **e
         run_state.update_marker(spark, config.output.path, add=written, catalog_tables=published)
     else:
         run_state.mark_complete(spark, config.output.path, job, written, source=config.input.path,
-                                catalog_tables=published)
+                                format=config.output.format, catalog_tables=published)
     return summary

@@ -17,7 +17,7 @@ from group_appeal_spark.jobs.storage.readers import read_documents
 from group_appeal_spark.jobs.storage.tables import read_table, write_table
 from group_appeal_spark.jobs.timing import StageTimer
 from group_appeal_spark.jobs.transforms import detect_appeals, embed_mentions
-from group_appeal_spark.jobs.transforms.appeals import check_unique_ids, count_duplicate_ids
+from group_appeal_spark.jobs.transforms.appeals import check_document_columns, check_unique_ids, count_duplicate_ids
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
 from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.udfs.hooks import UdfHooks
@@ -55,17 +55,18 @@ def _embed(spark, config, bundle: ModelBundle, work: str, *, resume: bool, final
     if embedded is not None:
         log.info("embed: mention_embeddings gathered by an earlier run; skipped")
         return embedded["unique_mentions"], n
-    mentions = read_table(spark, join_path(out, "mentions"), fmt)
+    mentions = run_state.union_chunks(spark, work, "chunk", n, "mentions")  # typed, whatever output.format
 
     def embed_chunk(part, folder):
         keys = mentions.where(F.pmod(F.xxhash64("mention_key"), F.lit(n)) == part) if n > 1 else mentions
         table = join_path(folder, "mention_embeddings")
-        write_table(embed_mentions(keys, config, bundle=bundle, hooks=hooks), table, fmt, "overwrite")
-        return {"unique_mentions": read_table(spark, table, fmt).count()}
+        write_table(embed_mentions(keys, config, bundle=bundle, hooks=hooks), table, run_state.WORK_FORMAT,
+                    "overwrite")
+        return {"unique_mentions": read_table(spark, table, run_state.WORK_FORMAT).count()}
 
     records, resumed = run_state.run_chunks(spark, work, "embed", n, embed_chunk, resume=resume, stage="embed")
     unique = sum(r["unique_mentions"] for r in records)
-    write_table(run_state.union_chunks(spark, work, "embed", n, "mention_embeddings", fmt),
+    write_table(run_state.union_chunks(spark, work, "embed", n, "mention_embeddings"),
                 join_path(out, "mention_embeddings"), fmt, final_mode)
     run_state.phase_finished(spark, work, "embedded", {"unique_mentions": unique})
     return unique, resumed
@@ -86,8 +87,9 @@ def run_detect(spark, config, bundle: ModelBundle, timer: StageTimer, *, resume:
     """
     out, fmt = config.output.path, config.output.format
     final_mode = "overwrite" if resume else config.output.mode
-    work = join_path(out, "_work")
+    work = join_path(out, run_state.WORK)
     docs = read_documents(spark, config.input)
+    check_document_columns(docs, config)  # before anything is written: a wrong column leaves the output as it was
     # before the fingerprint and the models: duplicate_ids=error stops the job here, checked once
     # for all chunks (the transform is told so; the fingerprint keeps the setting as asked)
     ids_checked = config.input.duplicate_ids == "error"
@@ -105,7 +107,7 @@ def run_detect(spark, config, bundle: ModelBundle, timer: StageTimer, *, resume:
             "count(*) AS documents", "count(error) AS errors", "coalesce(sum(n_mentions), 0) AS mentions",
             "coalesce(sum(n_segments), 0) AS segments").first().asDict()
         for table in ("mentions", "errors", "documents"):
-            write_table(getattr(appeals, table), join_path(folder, table), fmt, "overwrite")
+            write_table(getattr(appeals, table), join_path(folder, table), run_state.WORK_FORMAT, "overwrite")
         appeals.release()
         return counts
 
@@ -114,7 +116,7 @@ def run_detect(spark, config, bundle: ModelBundle, timer: StageTimer, *, resume:
                                                      stage="detect")
         totals = {k: sum(c[k] for c in chunk_counts) for k in ("documents", "errors", "mentions", "segments")}
         for table in ("mentions", "errors", "documents") if gathered is None else ():
-            write_table(run_state.union_chunks(spark, work, "chunk", n_chunks, table, fmt), join_path(out, table),
+            write_table(run_state.union_chunks(spark, work, "chunk", n_chunks, table), join_path(out, table),
                         fmt, final_mode)
     timer.done("detect", totals["documents"], "documents")
     if gathered is None:
@@ -134,6 +136,15 @@ def run_detect(spark, config, bundle: ModelBundle, timer: StageTimer, *, resume:
             "mentions": totals["mentions"], "unique_mentions": unique, "chunks": n_chunks,
             "chunks_resumed": resumed, "embed_chunks_resumed": embed_resumed, "duplicate_ids": duplicates.ids,
             "duplicate_id_rows": duplicates.rows}
+
+
+def work_tables(spark, config) -> dict:
+    """The checkpointed mention_embeddings, mentions and documents of this run (in ``_work/``, typed
+    whatever ``output.format``), for the cluster half of ``run``; valid until ``finish_output``."""
+    work, n = join_path(config.output.path, run_state.WORK), config.input.chunks
+    return {"mention_embeddings": run_state.union_chunks(spark, work, "embed", n, "mention_embeddings"),
+            "mentions": run_state.union_chunks(spark, work, "chunk", n, "mentions"),
+            "documents": run_state.union_chunks(spark, work, "chunk", n, "documents")}
 
 
 def finished_output(spark, config, bundle: ModelBundle, job: str) -> bool:
@@ -164,10 +175,10 @@ def finish_output(spark, config, bundle: ModelBundle, job: str, tables, catalog_
     ``catalog_tables``: the tables published (``catalog.publish``), recorded in the marker.
     """
     out = config.output.path
-    run_state.mark_complete(spark, out, job, tables, fingerprint=fingerprint(config, bundle),
-                          catalog_tables=catalog_tables or {})
+    run_state.mark_complete(spark, out, job, tables, format=config.output.format,
+                            fingerprint=fingerprint(config, bundle), catalog_tables=catalog_tables or {})
     # after the marker: a run stopped before it resumes from the checkpoints, not from scratch
-    filesystem(spark).delete(join_path(out, "_work"))
+    filesystem(spark).delete(join_path(out, run_state.WORK))
 
 
 

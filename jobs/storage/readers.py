@@ -61,16 +61,18 @@ def _read_json_lines(spark, reader, cfg: InputConfig):
     from pyspark.sql import types as T
 
     inferred = reader.json(cfg.path).schema
-    if cfg.text_col not in inferred.names:
+    # no line parsed at all (a file of only malformed lines): each line is an error record, not a refusal
+    only_malformed = inferred.names == ["_corrupt_record"]
+    if cfg.text_col not in inferred.names and not only_malformed:
         raise InputError(f"input: column {cfg.text_col!r} not found in {cfg.path}; the JSON lines have: "
                          f"{', '.join(inferred.names)}. Set --text-col (input.text_col)")
     others = T.StructType([f for f in inferred.fields if f.name not in (cfg.text_col, "_corrupt_record")])
     lines = reader.text(cfg.path).where(F.trim("value") != "")
     ok = valid_utf8(F.col("value"))
-    parsed = lines.select(
-        F.from_json(F.when(ok, F.col("value")), others).alias("j"),
-        make_json_text_udf(cfg.text_col)(F.when(ok, F.col("value"))).alias("t"))
-    return parsed.select("j.*", F.col("t.text").alias(cfg.text_col), F.col("t.error").alias(INPUT_ERROR))
+    text = make_json_text_udf(cfg.text_col)(F.when(ok, F.col("value"))).alias("t")
+    fields = [F.from_json(F.when(ok, F.col("value")), others).alias("j")] if others.fields else []
+    return lines.select(*fields, text).select(*(["j.*"] if fields else []), F.col("t.text").alias(cfg.text_col),
+                                              F.col("t.error").alias(INPUT_ERROR))
 
 
 def _read_csv(reader, cfg: InputConfig):

@@ -14,7 +14,7 @@ import json
 import logging
 
 from group_appeal_spark.jobs.storage.filesystem import filesystem, join_path
-from group_appeal_spark.jobs.storage.tables import read_table
+from group_appeal_spark.jobs.storage.tables import check_output_writable, read_table
 from group_appeal_spark.lib.errors import InputError
 
 log = logging.getLogger("group_appeal_spark")
@@ -22,20 +22,52 @@ log = logging.getLogger("group_appeal_spark")
 SUCCESS_MARKER = "_SUCCESS.json"
 
 
-def mark_started(spark, folder: str) -> None:
-    """Before a run writes into ``folder``: nothing there may look complete any more.
+WORK = "_work"
+# The checkpoint tables under _work/, whatever output.format: read back by the run with their types.
+WORK_FORMAT = "parquet"
 
-    Removes ``_SUCCESS.json`` and ``summary.json`` of an earlier run (the latter, so the
-    folder cannot pass for an output of an older version either). On Spark Connect, for a path
-    only Spark reaches, nothing can be deleted: the marker is overwritten with
-    ``{"complete": false}`` instead, which :func:`check_complete` refuses the same way.
+
+def earlier_output(spark, folder: str) -> bool:
+    """Whether ``folder`` was marked as its output by a run of this package (finished or not)."""
+    fs = filesystem(spark)
+    return fs.exists(join_path(folder, SUCCESS_MARKER)) or fs.exists(join_path(folder, WORK))
+
+
+def check_output_free(spark, path: str, mode: str, fmt: str | None = None) -> None:
+    """Fail before any work unless the output may be written: new, empty, or (mode ``overwrite``)
+    an earlier run's output; and writable.
+
+    ``--overwrite`` replaces only a folder an earlier run marked as its output (its
+    ``_SUCCESS.json``, written when a run starts, or its ``_work/``): never a folder of other
+    files whose subfolders happen to share a table's name. On Spark Connect, for a path only
+    Spark can reach, a folder is free when Spark lists no file in it (names starting with `_`
+    or `.` do not count).
+    """
+    if not path:
+        raise InputError("output: no output path; give --output PATH")
+    if filesystem(spark).is_used(path):
+        if mode == "error":
+            raise InputError(f"output: {path} already exists; choose another --output or pass --overwrite")
+        if not earlier_output(spark, path):
+            raise InputError(f"output: {path} holds files but is not the output of an earlier run (it has no "
+                             f"{SUCCESS_MARKER} or {WORK}/): --overwrite replaces only such a folder; choose a new "
+                             f"or empty --output")
+    check_output_writable(spark, path, fmt)
+
+
+def mark_started(spark, folder: str) -> None:
+    """Before a run writes into ``folder``: nothing there may look complete any more, and the
+    folder is marked as this package's output (see :func:`earlier_output`).
+
+    The marker becomes ``{"complete": false}``, which :func:`check_complete` refuses, and an
+    earlier run's ``summary.json`` is removed (so the folder cannot pass for an output of an
+    older version either; on Spark Connect, for a path only Spark reaches, nothing can be
+    deleted, and the marker alone says it).
     """
     fs, marker = filesystem(spark), join_path(folder, SUCCESS_MARKER)
-    if fs.can_delete(folder):
-        fs.delete(marker)
-        fs.delete(join_path(folder, "summary.json"))
-        return
     fs.write_text(json.dumps({"complete": False, "started_at": _now()}), marker)
+    if fs.can_delete(folder):
+        fs.delete(join_path(folder, "summary.json"))
 
 
 def mark_complete(spark, folder: str, job: str, tables, **extra) -> None:
@@ -161,7 +193,7 @@ def run_chunks(spark, work: str, prefix: str, n: int, run_chunk, *, resume: bool
     return records, skipped
 
 
-def union_chunks(spark, work: str, prefix: str, n: int, table: str, fmt: str):
-    """The ``table`` of every chunk folder ``<prefix>-NNNNN``, as one DataFrame."""
-    parts = [read_table(spark, join_path(chunk_folder(work, prefix, c), table), fmt) for c in range(n)]
+def union_chunks(spark, work: str, prefix: str, n: int, table: str):
+    """The ``table`` of every chunk folder ``<prefix>-NNNNN`` (in :data:`WORK_FORMAT`), as one DataFrame."""
+    parts = [read_table(spark, join_path(chunk_folder(work, prefix, c), table), WORK_FORMAT) for c in range(n)]
     return functools.reduce(lambda a, b: a.unionByName(b), parts)

@@ -96,6 +96,19 @@ def _sortable(df: DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if "map<" not in df.schema[c].dataType.simpleString()]
 
 
+def check_document_columns(df: DataFrame, config: JobConfig) -> None:
+    """The text and carried columns are there, and the text is a string column (InputError if not)."""
+    cfg = config.input
+    missing = [c for c in [cfg.text_col, *cfg.carry_cols] if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"input: column(s) {', '.join(map(repr, missing))} not found; the input has: {', '.join(df.columns)}. "
+            f"Set --text-col / --carry-cols (input.text_col / input.carry_cols)")
+    text_type = df.schema[cfg.text_col].dataType.simpleString()
+    if text_type != "string":
+        raise InputError(f"input: column {cfg.text_col!r} has type {text_type}; expected text (string)")
+
+
 def prepare_documents(df: DataFrame, config: JobConfig, *, ids_checked: bool = False) -> DataFrame:
     """Check the input columns and give each row its ``doc_id``; keeps text and carried columns.
 
@@ -118,15 +131,8 @@ def prepare_documents(df: DataFrame, config: JobConfig, *, ids_checked: bool = F
         ``__input_error`` (the reason, or null).
     """
     cfg = config.input
-    missing = [c for c in [cfg.text_col, *cfg.carry_cols] if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"input: column(s) {', '.join(map(repr, missing))} not found; the input has: {', '.join(df.columns)}. "
-            f"Set --text-col / --carry-cols (input.text_col / input.carry_cols)")
+    check_document_columns(df, config)
     text = F.col(cfg.text_col)
-    text_type = df.schema[cfg.text_col].dataType.simpleString()
-    if text_type != "string":
-        raise InputError(f"input: column {cfg.text_col!r} has type {text_type}; expected text (string)")
     source_cols = [c for c in df.columns if c != INPUT_ERROR]
     error = F.col(INPUT_ERROR) if INPUT_ERROR in df.columns else F.lit(None).cast("string")
     has_id = cfg.id_col in df.columns

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from group_appeal_spark.lib.config import InferenceConfig, JobConfig, SegmentationConfig
 from group_appeal_spark.lib.models.devices import resolve_precision
+from group_appeal_spark.lib.models.loaders import WEIGHT_ROLES, check_weights
 from group_appeal_spark.lib.models.hub import ModelSource, resolve_model_dir, snapshot_commit
 
 
@@ -119,6 +120,8 @@ class ModelBundle:
         for role, source in config.model_sources().items():
             folders[role] = str(resolve_model_dir(source, cache_dir=config.models.cache_dir,
                                                   local_files_only=local_only))
+            if role in WEIGHT_ROLES:
+                check_weights(folders[role], role)
         return cls(folders=folders, ids={role: folder_id(Path(f)) for role, f in folders.items()},
                    inference=config.inference, segmentation=config.segmentation)
 

@@ -11,8 +11,22 @@ import os
 from pathlib import Path
 
 from group_appeal_spark.lib.errors import ModelLoadError
+from group_appeal_spark.lib.models.weights import read_header
 
 EMBEDDING_DIM = 128  # the mention embedder's projection size
+
+
+# The roles whose folders carry weights (the others hold a tokenizer or a config only).
+WEIGHT_ROLES = ("detector", "stance", "embedder")
+
+
+def check_weights(folder, role: str) -> None:
+    """On the driver, before any Spark work: ``folder`` holds safetensors weights whose headers
+    fit their files (a missing, pickle-only, truncated or garbage file is one clear error)."""
+    folder = Path(folder)
+    _require_safetensors(folder, role)
+    for path in sorted(folder.glob("*.safetensors")):
+        read_header(path)
 
 
 def _require_safetensors(folder: Path, role: str) -> None:

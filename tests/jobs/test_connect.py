@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from paths import TESTS
 
 pytestmark = pytest.mark.spark
 
@@ -94,6 +95,8 @@ def sides(tmp_path_factory, connect_server, corpus, spark, hub_cache):
     url, server, server_log = connect_server
     work = tmp_path_factory.mktemp("connect-side")
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "PYSPARK_GATEWAY_PORT")}
+    # the child is this file run as a script: it needs tests/ on its path for the shared helpers
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
     child = subprocess.Popen([sys.executable, __file__, url, str(work), str(corpus)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent)
     try:
@@ -208,7 +211,7 @@ def _connect_side(url: str, work: Path, corpus: str) -> None:
     from group_appeal_spark import detect_appeals, embed_mentions
     from group_appeal_spark.jobs import run as run_job
     from group_appeal_spark.jobs.executors import ship_models
-    from group_appeal_spark.jobs.storage import connect_files, readers, tables
+    from group_appeal_spark.jobs.storage import connect_files, readers, run_state
     from group_appeal_spark.jobs.storage.filesystem import ConnectUnsupported, filesystem
     from group_appeal_spark.lib.config import load_config
     from group_appeal_spark.lib.models.bundle import ModelBundle
@@ -299,7 +302,7 @@ def _connect_side(url: str, work: Path, corpus: str) -> None:
 
     def free(path):
         try:
-            tables.check_output_free(spark, path, "error")
+            run_state.check_output_free(spark, path, "error")
             return "ok"
         except Exception as exc:
             return "already exists" if "already exists" in str(exc) else str(exc)

@@ -2,18 +2,20 @@
 
 What a user's cluster looks like: spark-submit's ``--master`` wins over the job's own defaults,
 the application registers with the master and its tasks run in executors on the worker, each
-in its own working folder. Driver and executors run an interpreter that cannot see the project
-(tests/support/sitecustomize.py hides every copy that is not an archive on sys.path); the job
-file lies alone in an empty folder and the package comes only from the wheel on ``--py-files``,
-which the driver ships again as a .zip (``jobs/executors.py`` ``ship_own_package``). The models
+in its own working folder. The executors run an interpreter that cannot see the project
+(tests/support/sitecustomize.py hides every copy that is not an archive on sys.path); in the
+deploy-mode run the driver's does too, the job file lies alone in an empty folder and the
+package comes only from the wheel on ``--py-files``, which the driver ships again as a .zip
+(``jobs/executors.py`` ``ship_own_package``). The models
 reach the executors as shipped files (``models.ship: auto`` is ``files`` on a cluster master),
 each fetched once per executor. A Python worker killed while it runs the models costs one task
 attempt, not the job, and not a digit of the outputs.
 
-One undisturbed cluster run is the reference of every test here: against a local run of the
-same job, and against the run whose worker was killed. README's own spark-submit block runs
-too, as written, from a copy of the checkout (the driver imports the checkout, which it zips
-and ships); and executors without a dependency stop the job at its start-up probe.
+One undisturbed cluster run is the reference of every test here: docs/deploying.md's (README's)
+spark-submit block, run as written from a copy of the checkout (the driver imports the
+checkout, which it zips and ships). It is compared with a local run of the same job, and with
+the run of the job file alone and the wheel whose Python worker was killed. Executors without a
+dependency stop the job at its start-up probe.
 """
 
 import collections
@@ -40,7 +42,6 @@ pytestmark = pytest.mark.spark
 
 SPARK_BIN = Path(pyspark.__file__).parent / "bin"
 APP_NAME = "group-appeal-spark run"
-JOB_ARGS = ["--input-format", "json", "--carry-cols", "party", "--tiny-models", "--k-min", "2", "--k-max", "3"]
 MENTION_KEYS = ["doc_id", "seg_idx", "start", "end"]
 # "Utils: Fetching spark://host:port/files/NAME to /local/tmp/file": one line per download
 FETCHED = re.compile(r"Utils: Fetching \S+/files/(\S+) to ")
@@ -107,8 +108,9 @@ def standalone(tmp_path_factory):
                 os.killpg(p.pid, signal.SIGKILL)
 
 
-def _submit(standalone, wheel, folder: Path, conf_dir: Path | None = None) -> subprocess.Popen:
-    """spark-submit the run job as cluster deploy mode would see it: the job file alone, the wheel."""
+def _submit(standalone, wheel, folder: Path, readme_inputs, conf_dir: Path | None = None) -> subprocess.Popen:
+    """spark-submit the run job as cluster deploy mode would see it: the job file alone, the wheel;
+    the job's flags and ``spark.task.cpus`` are README's block's (so its outputs are the reference's)."""
     job_dir = folder / "job"
     job_dir.mkdir()
     shutil.copy(ROOT / "jobs" / "run.py", job_dir / "run.py")
@@ -119,10 +121,9 @@ def _submit(standalone, wheel, folder: Path, conf_dir: Path | None = None) -> su
     try:
         return subprocess.Popen(
             [str(SPARK_BIN / "spark-submit"), "--master", standalone["master"], "--py-files", str(wheel),
-             "--conf", "spark.executor.memory=1g", "--conf", "spark.executorEnv.HF_HUB_OFFLINE=1",
-             "--conf", "spark.executorEnv.PYTHONPATH=" + str(SUPPORT),
-             "run.py", "--input", str(ROOT / "examples" / "sample_corpus.jsonl"), "--output", str(folder / "out"),
-             *JOB_ARGS],
+             "--conf", "spark.task.cpus=2", "--conf", "spark.executor.memory=1g",
+             "--conf", "spark.executorEnv.HF_HUB_OFFLINE=1", "--conf", "spark.executorEnv.PYTHONPATH=" + str(SUPPORT),
+             "run.py", *_readme_args(readme_inputs, folder / "out")],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=job_dir, start_new_session=True)
     finally:
         log.close()
@@ -177,23 +178,43 @@ def _copy_checkout(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def readme_run(standalone, tmp_path_factory):
-    """README's "On a cluster with spark-submit" block, run by bash in a copy of the checkout."""
+def readme_inputs(tmp_path_factory):
+    """The corpus (examples/ as one parquet file, the block's default input format) and the models
+    folder (the smoke test's tiny models, one folder per repo, as fetch-models lays them out)."""
     import pyarrow.json
     import pyarrow.parquet
 
     from group_appeal_spark.testing.smoke import tiny_model_overrides
+
+    corpus = tmp_path_factory.mktemp("readme-corpus")
+    pyarrow.parquet.write_table(pyarrow.json.read_json(ROOT / "examples" / "sample_corpus.jsonl"),
+                                corpus / "part-0.parquet")
+    return corpus, Path(next(iter(tiny_model_overrides().values()))).parent
+
+
+def _readme_args(readme_inputs, out: Path) -> list[str]:
+    """The job flags of README's block, with this cluster's input, output and models folder."""
+    corpus, models = readme_inputs
+    return ["--input", str(corpus), "--output", str(out), "--carry-cols", "party,speaker,date",
+            "--models-dir", str(models)]
+
+
+@pytest.fixture(scope="module")
+def reference_runs(standalone, readme_inputs, spark, tmp_path_factory):
+    """README's "On a cluster with spark-submit" block, run by bash in a copy of the checkout: the
+    undisturbed cluster run, the reference of every test here; and the same job run locally.
+
+    The local run (in the test session, models read in place: ship auto is path there) goes on
+    while the cluster runs: each keeps about one core busy.
+    """
+    from group_appeal_spark.jobs import run as run_job
 
     block = README_BLOCK.search((ROOT / "docs" / "deploying.md").read_text(encoding="utf-8"))
     assert block, "docs/deploying.md has no spark-submit block starting with `pip wheel --no-deps . -w dist/`"
     script = block.group(1)
     folder = tmp_path_factory.mktemp("readme-run")
     checkout = _copy_checkout(folder / "checkout")
-    corpus = folder / "corpus"
-    corpus.mkdir()
-    pyarrow.parquet.write_table(pyarrow.json.read_json(ROOT / "examples" / "sample_corpus.jsonl"),
-                                corpus / "part-0.parquet")
-    models = Path(next(iter(tiny_model_overrides().values()))).parent  # the tiny models' folder, one per repo
+    corpus, models = readme_inputs
     for value, replacement in zip(README_VALUES, (standalone["master"], str(corpus), str(folder / "out"),
                                                   str(models)), strict=True):
         assert script.count(value) == 1, f"README's block no longer holds {value!r} once:\n{script}"
@@ -204,57 +225,10 @@ def readme_run(standalone, tmp_path_factory):
     with open(folder / "driver.log", "w") as log:
         proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=checkout, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    run = _finish(proc, standalone, folder, seconds=500)
-    return {**run, "checkout": checkout}
-
-
-def test_readme_spark_submit_block_runs_from_a_checkout(readme_run):
-    log = readme_run["log"]
-    summary = json.loads((readme_run["out"] / "summary.json").read_text())
-    assert summary["input_rows"] == 40 and summary["documents_ok"] == 40 and summary["mentions"] > 0
-    assert (readme_run["out"] / "_SUCCESS.json").is_file()
-    # the driver ran the checkout's code, zipped it and shipped the zip; every executor fetched it once
-    shipped = re.search(r"shipping this package to the executors as (group_appeal_spark-0\.1\.0-[0-9a-f]{12}\.zip) "
-                        r"\(zipped from (\S+)\)", log)
-    assert shipped, log[-4000:]
-    assert Path(shipped.group(2)) == readme_run["checkout"] / "group_appeal_spark"
-    for folder in readme_run["executor_dirs"]:
-        assert FETCHED.findall((folder / "stderr").read_text()).count(shipped.group(1)) == 1
-
-
-def test_an_executor_without_a_dependency_stops_the_job_at_start_up(standalone, wheel, tmp_path):
-    """No model work, no output: one line naming the missing module and the fix, exit 2."""
-    proc = _submit(standalone, wheel, tmp_path, conf_dir=_cluster_conf(tmp_path, GAS_TEST_HIDE_MODULES="torch"))
-    started = time.monotonic()
-    proc.wait(timeout=300)
-    seconds = time.monotonic() - started
-    log = (tmp_path / "driver.log").read_text()
-    assert proc.returncode == 2, log[-4000:]
-    errors = [line for line in log.splitlines() if line.startswith("run: error:")]
-    assert len(errors) == 1 and "lacks torch" in errors[0] and "--archives" in errors[0], log[-3000:]
-    assert "Traceback" not in log
-    assert "stage detect: started" not in log and "stage resolve-models" in log
-    assert not (tmp_path / "out").exists()
-    # session start, the probe's retried task attempts: seconds, not the job's minutes
-    assert seconds < 90, seconds
-
-
-@pytest.fixture(scope="module")
-def reference_runs(standalone, wheel, spark, tmp_path_factory):
-    """The undisturbed cluster run, the reference of every test here, and the same job run locally.
-
-    The local run (in the test session, models read in place: ship auto is path there) goes on
-    while the cluster runs: each keeps about one core busy.
-    """
-    from group_appeal_spark.jobs import run as run_job
-
-    folder = tmp_path_factory.mktemp("cluster-run")
-    proc = _submit(standalone, wheel, folder)
     try:
         local = tmp_path_factory.mktemp("local-run") / "out"
-        assert run_job.main(["--input", str(ROOT / "examples" / "sample_corpus.jsonl"), "--output", str(local),
-                             *JOB_ARGS]) == 0
-        return _finish(proc, standalone, folder), local
+        assert run_job.main(_readme_args(readme_inputs, local)) == 0
+        return {**_finish(proc, standalone, folder, seconds=500), "checkout": checkout}, local
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -268,6 +242,38 @@ def cluster_run(reference_runs):
 @pytest.fixture(scope="module")
 def local_run(reference_runs):
     return reference_runs[1]
+
+
+def test_readme_spark_submit_block_runs_from_a_checkout(cluster_run):
+    log = cluster_run["log"]
+    summary = json.loads((cluster_run["out"] / "summary.json").read_text())
+    assert summary["input_rows"] == 40 and summary["documents_ok"] == 40 and summary["mentions"] > 0
+    assert (cluster_run["out"] / "_SUCCESS.json").is_file()
+    # the driver ran the checkout's code, zipped it and shipped the zip; every executor fetched it once
+    shipped = re.search(r"shipping this package to the executors as (group_appeal_spark-0\.1\.0-[0-9a-f]{12}\.zip) "
+                        r"\(zipped from (\S+)\)", log)
+    assert shipped, log[-4000:]
+    assert Path(shipped.group(2)) == cluster_run["checkout"] / "group_appeal_spark"
+    for folder in cluster_run["executor_dirs"]:
+        assert FETCHED.findall((folder / "stderr").read_text()).count(shipped.group(1)) == 1
+
+
+def test_an_executor_without_a_dependency_stops_the_job_at_start_up(standalone, wheel, readme_inputs, tmp_path):
+    """No model work, no output: one line naming the missing module and the fix, exit 2."""
+    proc = _submit(standalone, wheel, tmp_path, readme_inputs,
+                   conf_dir=_cluster_conf(tmp_path, GAS_TEST_HIDE_MODULES="torch"))
+    started = time.monotonic()
+    proc.wait(timeout=300)
+    seconds = time.monotonic() - started
+    log = (tmp_path / "driver.log").read_text()
+    assert proc.returncode == 2, log[-4000:]
+    errors = [line for line in log.splitlines() if line.startswith("run: error:")]
+    assert len(errors) == 1 and "lacks torch" in errors[0] and "--archives" in errors[0], log[-3000:]
+    assert "Traceback" not in log
+    assert "stage detect: started" not in log and "stage resolve-models" in log
+    assert not (tmp_path / "out").exists()
+    # session start, the probe's retried task attempts: seconds, not the job's minutes
+    assert seconds < 90, seconds
 
 
 def _mentions(out: Path) -> pd.DataFrame:
@@ -307,9 +313,10 @@ def test_spark_submit_master_wins_and_tasks_run_on_the_worker(standalone, cluste
     assert summary["spark"]["master"] == standalone["master"]
 
 
-def test_the_package_reaches_the_executors_only_as_the_wheel_shipped_as_a_zip(cluster_run, wheel):
-    assert "shipping this package to the executors as " + wheel.stem + ".zip" in cluster_run["log"]
-    for folder in cluster_run["executor_dirs"]:
+def test_the_package_reaches_the_executors_only_as_the_wheel_shipped_as_a_zip(killed_run, wheel):
+    run = killed_run[0]  # the job file alone: the package only from the wheel
+    assert "shipping this package to the executors as " + wheel.stem + ".zip" in run["log"]
+    for folder in run["executor_dirs"]:
         fetched = FETCHED.findall((folder / "stderr").read_text())
         assert fetched.count(wheel.stem + ".zip") == 1, fetched
         assert (folder / (wheel.stem + ".zip")).is_file()
@@ -386,9 +393,12 @@ def _running_tids(stderr: Path) -> dict[str, str]:
     return {tid: f"task {task} in stage {stage}" for task, stage, tid in RUNNING.findall(text) if tid not in done}
 
 
-def test_a_python_worker_killed_while_it_runs_the_models_costs_one_task_attempt(
-        standalone, wheel, cluster_run, tmp_path):
-    proc = _submit(standalone, wheel, tmp_path)
+@pytest.fixture(scope="module")
+def killed_run(standalone, wheel, readme_inputs, cluster_run, tmp_path_factory):
+    """The job file alone with the wheel (cluster deploy mode's view), a model-running Python
+    worker killed midway; returns (the run, (killed pid, tasks running then, the daemons))."""
+    tmp_path = tmp_path_factory.mktemp("killed-run")
+    proc = _submit(standalone, wheel, tmp_path, readme_inputs)
     killed = None
     try:
         deadline = time.monotonic() + 300
@@ -411,11 +421,14 @@ def test_a_python_worker_killed_while_it_runs_the_models_costs_one_task_attempt(
         for daemon in killed[2]:
             environ = Path(f"/proc/{daemon}/environ").read_bytes().split(b"\0")
             assert any(v.startswith(b"PYTHONPATH=") and str(SUPPORT).encode() in v for v in environ), environ
-        run = _finish(proc, standalone, tmp_path)
+        return _finish(proc, standalone, tmp_path), killed
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    pid, running, _ = killed
+
+
+def test_a_python_worker_killed_while_it_runs_the_models_costs_one_task_attempt(killed_run, cluster_run):
+    run, (pid, running, _) = killed_run
     log = run["log"]
     # the task that was running when the worker died was lost, then retried and the job went on
     lost = re.findall(r"Lost task (\S+) in stage (\S+) \(TID (\d+)\)", log)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 
 from group_appeal_spark.jobs.storage import run_state
 from group_appeal_spark.jobs.storage.filesystem import filesystem, first_line, join_path
@@ -63,6 +64,30 @@ def replacing(config, resume: bool = False) -> bool:
     return bool(resume) or config.output.mode == "overwrite"
 
 
+# Spark's built-in session catalog (Hive metastore or in-memory) takes word characters only in
+# schema and table names (SessionCatalog.validateName), and refuses others only when it creates
+# the table, after the data is written: checked here, before any work.
+_SESSION_CATALOG_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _check_session_catalog_names(spark, prefix: TablePrefix, tables, given: str) -> None:
+    parts = prefix.parts(tables[0]) if tables else ()
+    if len(parts) == 3 and parts[0].lower() != "spark_catalog":
+        return  # another catalog (Unity Catalog, Iceberg...) has rules of its own
+    if len(parts) < 3:
+        try:
+            current = spark.catalog.currentCatalog()
+        except Exception:  # an old or odd catalog API: assume the session catalog
+            current = "spark_catalog"
+        if str(current).lower() != "spark_catalog":
+            return
+    names = [*prefix.namespace[-1:], *(prefix.parts(t)[-1] for t in tables)] if len(parts) else []
+    bad = [n for n in names if not _SESSION_CATALOG_NAME.fullmatch(n)]
+    if bad:
+        raise InputError(f"output: --output-table-prefix {given}: Spark's session catalog takes only ASCII "
+                         f"letters, digits and _ in schema and table names, not {bad[0]!r}; choose another prefix")
+
+
 def check_targets(spark, config, tables, *, replace: bool) -> None:
     """Before any work: the prefix's schema exists, and none of ``tables`` is there unless ``replace``.
 
@@ -73,6 +98,7 @@ def check_targets(spark, config, tables, *, replace: bool) -> None:
     if prefix is None:
         return
     given = config.output.table_prefix
+    _check_session_catalog_names(spark, prefix, tables, given)
     if prefix.namespace:
         where = display_name(prefix.namespace)
         try:

@@ -24,6 +24,7 @@ HEATMAP_TOP = 20
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 CSS = """
+.rate{font-size:.8em;opacity:.85}
 .banner{background:#fff3cd;border:1px solid #e0b000;padding:.6em .8em}
 td,th,strong,bdi,h3,span,li{unicode-bidi:isolate}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1100px;
@@ -172,18 +173,25 @@ def heatmap(aggregates: pd.DataFrame | None, group_col: str | None, labels: dict
     top = pivot.sum(axis=1).sort_values(ascending=False, kind="stable").index[:HEATMAP_TOP]
     pivot = pivot.loc[top]
     peak = float(pivot.to_numpy().max()) or 1.0
+    # the group's documents (the same on each of its rows): a rate per 100 documents beside each count
+    documents = table.groupby("_g")["documents"].max() if "documents" in table else None
     head = f"<tr><th>{_e(group_col)}</th>" + "".join(
         f"<th>{_e(c)}: {_e(labels.get(c, ''))}</th>" for c in pivot.columns) + "</tr>"
     rows = []
     for value, counts in pivot.iterrows():
         cells = []
+        n_docs = _number(documents.get(value)) if documents is not None else 0.0
         for count in counts:
             alpha = float(count) / peak
             colour = "#fff" if alpha > 0.6 else "#222"
+            rate = f'<br><span class="rate">{100 * float(count) / n_docs:.1f}</span>' if n_docs else ""
             cells.append(f'<td class="num" style="background:rgba(21,101,192,{alpha:.2f});color:{colour}">'
-                         f"{int(count)}</td>")
+                         f"{int(count)}{rate}</td>")
         rows.append(f"<tr><th>{_e(value)}</th>{''.join(cells)}</tr>")
-    note = f'<p class="muted">Appeals (mentions) per {_e(group_col)} value and cluster; top {len(pivot)} values.</p>'
+    per = " Below each count: mentions per 100 documents of that value (the counts alone grow with how much a " \
+          "value says)." if documents is not None else ""
+    note = (f'<p class="muted">Appeals (mentions) per {_e(group_col)} value and cluster; top {len(pivot)} values.'
+            f"{per}</p>")
     return f'{note}<table id="heatmap">{head}{"".join(rows)}</table>'
 
 
@@ -196,9 +204,12 @@ def examples_section(examples: pd.DataFrame | None, labels: dict) -> str:
         parts.append(f"<h3>Cluster {_e(cluster_id)}: {_e(labels.get(cluster_id, ''))}</h3>")
         for r in rows.to_dict("records"):
             text = r.get("text")
-            quote = f"<bdi>{_e(text)}</bdi>" if isinstance(text, str) and text else f"<em>{_e(r.get('mention'))}</em>"
+            quote = f": <bdi>{_e(text)}</bdi>" if isinstance(text, str) and text else ""
             doc = f' <span class="muted">(doc {_e(r.get("doc_id"))})</span>' if r.get("doc_id") is not None else ""
-            parts.append(f"<blockquote><strong>{_e(r.get('mention'))}</strong>: {quote}{doc}</blockquote>")
+            parts.append(f"<blockquote><strong>{_e(r.get('mention'))}</strong>{quote}{doc}</blockquote>")
+    if "text" not in examples or examples["text"].isna().all():
+        parts.insert(0, '<p class="muted">Run with <code>--set output.segment_text=true</code> to see the sentence '
+                        "each example mention was said in.</p>")
     return "".join(parts)
 
 
@@ -225,6 +236,19 @@ def render_report(summary: dict, k_search: pd.DataFrame, clusters: pd.DataFrame,
     """
     labels = dict(zip(clusters["cluster_id"], clusters["label"])) if len(clusters) else {}
     source = f'<p class="muted">source: {_e(summary["source"])}</p>' if summary.get("source") else ""
+    how_to_read = (
+        '<h2>How to read this</h2><ul>'
+        "<li>A <strong>mention</strong> is a span the detector tagged as a social group; one sentence may hold "
+        "several. <strong>Stance</strong> is the author's position toward the group in that sentence: the NLI model "
+        "scores \u201cThe text is positive / negative / neutral towards ...\u201d and the most probable one is "
+        "kept; the shares are over a cluster's mention occurrences.</li>"
+        "<li>A <strong>cluster</strong> gathers mentions whose embeddings are close (count-weighted k-means); its "
+        "label is its most frequent mention, or the dictionary category most of its mentions match.</li>"
+        "<li>The <strong>silhouette</strong> (from -1 to 1) says how much closer each mention is to its own cluster "
+        "than to the next one; the k with the highest score is chosen. <strong>NMI</strong> (0 to 1) says how "
+        "well clusters match a dictionary's categories.</li>"
+        "<li>The models were trained on one domain (UK parliamentary debates): before publishing, validate on a "
+        "hand-coded sample of your own corpus.</li></ul>")
     smoke = ('<p id="smoke-test" class="banner"><strong>Offline smoke test:</strong> this run used tiny models with '
              'random weights (<code>--tiny-models</code>); every number and cluster on this page is meaningless.</p>'
              if summary.get("smoke_test") else "")
@@ -233,7 +257,7 @@ def render_report(summary: dict, k_search: pd.DataFrame, clusters: pd.DataFrame,
             "<h2>Clusters</h2>", cluster_table(clusters),
             "<h2>Stance by cluster</h2>", stance_bars_svg(clusters),
             f"<h2>Appeals by {_e(group_col or 'group')} and cluster</h2>", heatmap(aggregates, group_col, labels),
-            "<h2>Examples nearest each centroid</h2>", examples_section(examples, labels)]
+            "<h2>Examples nearest each centroid</h2>", examples_section(examples, labels), how_to_read]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
             f'<body>{"".join(body)}</body></html>\n')

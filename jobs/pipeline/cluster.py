@@ -36,7 +36,7 @@ def read_source(spark, source: str, fmt: str) -> dict:
 
 
 def run_cluster(spark, config, source: str, tables: dict, timer: StageTimer, *, mode: str | None = None,
-                bundle=None) -> dict:
+                bundle=None, corpus: str | None = None) -> dict:
     """The driver-side half: k search, k-means, cluster summary, plots; returns the counts for summary.json.
 
     ``tables``: the mention_embeddings, mentions and documents of ``source`` (:func:`read_source`,
@@ -47,7 +47,7 @@ def run_cluster(spark, config, source: str, tables: dict, timer: StageTimer, *, 
     (or without its stance column) gets null shares and a warning, not a failure. Whenever it
     clusters it also writes ``cluster_model/`` (lib's ``ClusterModel``, JSON) for ``assign``;
     the embedder it records is ``bundle``'s (``run``), else the one in ``<source>/summary.json``
-    (``cluster``).
+    (``cluster``). ``corpus``: what report.html names as its source (``run``: the input documents).
     """
     out, fmt, mode = config.output.path, config.output.format, mode or config.output.mode
     embeddings, mentions, documents = tables["mention_embeddings"], tables["mentions"], tables["documents"]
@@ -75,7 +75,8 @@ def run_cluster(spark, config, source: str, tables: dict, timer: StageTimer, *, 
             write_table(table, join_path(out, "aggregates"), fmt, mode)
             written.append("aggregates")
             aggregates = read_table(spark, join_path(out, "aggregates"), fmt, schema=table.schema).toPandas()
-        facts = {**agg.run_counts(documents, mentions, result.clusters), **counts, "source": source,
+        # the corpus the numbers are about (run); for `cluster`, the earlier run's folder it read
+        facts = {**agg.run_counts(documents, mentions, result.clusters), **counts, "source": corpus or source,
                  "smoke_test": bundle is not None and uses_tiny_models(bundle.folders)}
         examples = agg.examples_frame(result.clusters, mentions) if result.best_k else None
         page = render_report(facts, result.k_search.toPandas(), summary.toPandas(), aggregates, examples,

@@ -35,7 +35,8 @@ def run_job(spark, config, bundle: ModelBundle, timer: StageTimer, *, cluster_mo
     mode = "overwrite" if resume else None
     tables = detect.work_tables(spark, config)  # typed, whatever output.format
     if model is None:
-        counts.update(cluster.run_cluster(spark, config, config.output.path, tables, timer, mode=mode, bundle=bundle))
+        counts.update(cluster.run_cluster(spark, config, config.output.path, tables, timer, mode=mode, bundle=bundle,
+                                          corpus=config.input.table or config.input.path))
     else:
         counts.update(assign.run_assign(spark, config, tables["mention_embeddings"], model, timer, mode=mode))
     written = (*detect.TABLES, *counts.pop("tables"))  # the cluster half's: aggregates may be skipped

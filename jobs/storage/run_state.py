@@ -27,18 +27,23 @@ WORK = "_work"
 WORK_FORMAT = "parquet"
 
 
+# hidden (a leading dot, as Hadoop's own .crc files): an interrupted run leaves only it and _work/
+STARTED_MARKER = ".gas-started.json"
+
+
 def earlier_output(spark, folder: str) -> bool:
-    """Whether ``folder`` was marked as its output by a run of this package (finished or not)."""
+    """Whether ``folder`` was marked as its output by a run of this package (finished or not):
+    its ``_SUCCESS.json``, its ``.gas-started.json`` or its ``_work/``."""
     fs = filesystem(spark)
-    return fs.exists(join_path(folder, SUCCESS_MARKER)) or fs.exists(join_path(folder, WORK))
+    return any(fs.exists(join_path(folder, name)) for name in (SUCCESS_MARKER, STARTED_MARKER, WORK))
 
 
 def check_output_free(spark, path: str, mode: str, fmt: str | None = None) -> None:
     """Fail before any work unless the output may be written: new, empty, or (mode ``overwrite``)
     an earlier run's output; and writable.
 
-    ``--overwrite`` replaces only a folder an earlier run marked as its output (its
-    ``_SUCCESS.json``, written when a run starts, or its ``_work/``): never a folder of other
+    ``--overwrite`` replaces only a folder an earlier run marked as its output (see
+    :func:`earlier_output`): never a folder of other
     files whose subfolders happen to share a table's name. On Spark Connect, for a path only
     Spark can reach, a folder is free when Spark lists no file in it (names starting with `_`
     or `.` do not count).
@@ -50,24 +55,28 @@ def check_output_free(spark, path: str, mode: str, fmt: str | None = None) -> No
             raise InputError(f"output: {path} already exists; choose another --output or pass --overwrite")
         if not earlier_output(spark, path):
             raise InputError(f"output: {path} holds files but is not the output of an earlier run (it has no "
-                             f"{SUCCESS_MARKER} or {WORK}/): --overwrite replaces only such a folder; choose a new "
+                             f"{SUCCESS_MARKER}, {STARTED_MARKER} or {WORK}/): --overwrite replaces only such a folder; "
+                             f"choose a new "
                              f"or empty --output")
     check_output_writable(spark, path, fmt)
 
 
 def mark_started(spark, folder: str) -> None:
     """Before a run writes into ``folder``: nothing there may look complete any more, and the
-    folder is marked as this package's output (see :func:`earlier_output`).
+    folder is marked as this package's output (``.gas-started.json``, see :func:`earlier_output`).
 
-    The marker becomes ``{"complete": false}``, which :func:`check_complete` refuses, and an
-    earlier run's ``summary.json`` is removed (so the folder cannot pass for an output of an
-    older version either; on Spark Connect, for a path only Spark reaches, nothing can be
-    deleted, and the marker alone says it).
+    Removes ``_SUCCESS.json`` and ``summary.json`` of an earlier run (the latter, so the
+    folder cannot pass for an output of an older version either). On Spark Connect, for a path
+    only Spark reaches, nothing can be deleted: the marker is overwritten with
+    ``{"complete": false}`` instead, which :func:`check_complete` refuses the same way.
     """
     fs, marker = filesystem(spark), join_path(folder, SUCCESS_MARKER)
-    fs.write_text(json.dumps({"complete": False, "started_at": _now()}), marker)
+    fs.write_text(json.dumps({"started_at": _now()}), join_path(folder, STARTED_MARKER))
     if fs.can_delete(folder):
+        fs.delete(marker)
         fs.delete(join_path(folder, "summary.json"))
+        return
+    fs.write_text(json.dumps({"complete": False, "started_at": _now()}), marker)
 
 
 def mark_complete(spark, folder: str, job: str, tables, **extra) -> None:
@@ -76,7 +85,10 @@ def mark_complete(spark, folder: str, job: str, tables, **extra) -> None:
 
     info = {"complete": True, "job": job, "tables": sorted(tables), "finished_at": _now(),
             "group_appeal_spark": __version__, **extra}
-    filesystem(spark).write_text(json.dumps(info, indent=2, default=str), join_path(folder, SUCCESS_MARKER))
+    fs = filesystem(spark)
+    fs.write_text(json.dumps(info, indent=2, default=str), join_path(folder, SUCCESS_MARKER))
+    if fs.can_delete(folder):  # the complete marker says it all now
+        fs.delete(join_path(folder, STARTED_MARKER))
 
 
 def update_marker(spark, folder: str, *, add=(), remove=(), catalog_tables=None) -> None:

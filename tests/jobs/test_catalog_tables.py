@@ -2,6 +2,7 @@
 (--output-table-prefix), on the test session's local catalog with a database of its own."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -313,3 +314,19 @@ def test_overwrite_drops_a_table_of_the_job_this_run_did_not_write(spark, db, cl
     assert published == {"clusters": f"{db}.z_clusters"}
     assert not spark.catalog.tableExists(f"{db}.z_aggregates") and spark.catalog.tableExists(f"{db}.z_other")
     assert_same_rows(spark, clustered, "clusters", f"{db}.z_clusters")
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("prefix, bad", [("`bad-`", "bad-mentions"), ("`größe_`", "größe_mentions")])
+def test_a_prefix_the_session_catalog_refuses_stops_the_job_before_any_work(spark, db, corpus, tmp_path, capsys,
+                                                                             prefix, bad):
+    """Spark's session catalog refuses such a name only after it wrote the table's files (issue 17.6)."""
+    location = spark.sql(f"DESCRIBE DATABASE {db}").where("info_name = 'Location'").first()["info_value"]
+    before = sorted(os.listdir(location.replace("file:", "")))
+    out = tmp_path / "out"
+    assert detect_job.main(["--input", str(corpus), "--output", str(out), "--output-table-prefix", f"{db}.{prefix}",
+                            "--master", "local[2]"]) == 2
+    assert _last_error(capsys) == (f"detect: error: output: --output-table-prefix {db}.{prefix}: Spark's session "
+                                   f"catalog takes only ASCII letters, digits and _ in schema and table names, "
+                                   f"not {bad!r}; choose another prefix")
+    assert sorted(os.listdir(location.replace("file:", ""))) == before and not out.exists()

@@ -46,7 +46,12 @@ def test_report_holds_every_section_and_escapes_the_data():
     assert '<svg id="stance-bars"' in page and "no stance" not in page
     heat = re.search(r'<table id="heatmap">(.*?)</table>', page).group(1)
     assert re.findall(r"<tr><th>([^<]*)</th>", heat) == ["party", "A", "B", "(null)"]  # 7, 6, 2 mentions
-    assert "We stand with women." in page and "<em>farmers</em>" in page and "(doc d7)" in page
+    assert "We stand with women." in page and "(doc d7)" in page
+    # a mention without its sentence is shown once, not repeated as its own context
+    assert "<em>farmers</em>" not in page and page.count("<strong>farmers</strong>") == 1
+    # beside each count, the rate per 100 documents of the group value: A has 3 documents, 5 mentions in 0
+    assert re.search(r">5<br><span class=\"rate\">166\.7</span></td>", heat)
+    assert "How to read this" in page and "silhouette" in page.split("How to read this")[1]
     # offline: nothing is fetched (the only URL is the SVG namespace)
     assert set(re.findall(r"https?://[^\"' ]+", page)) <= {"http://www.w3.org/2000/svg"}
     assert not re.search(r"<(link|img|iframe)\b|src=", page)

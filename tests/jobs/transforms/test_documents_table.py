@@ -10,6 +10,7 @@ from group_appeal_spark.lib.config import load_config
 from group_appeal_spark.lib.inference.detect import MentionDetector
 from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.testing.tiny_models import corpus
+from reference_differences import mention_as_ours, mentions_as_ours
 from sentences import sentences
 
 DOCUMENT_COLUMNS = ["doc_id", "party", "n_segments", "n_mentions", "n_positive", "n_negative", "n_neutral", "error"]
@@ -70,9 +71,11 @@ def test_score_matches_the_reference_pipeline(hub_cache):
     got = MentionDetector.from_dirs(dirs[models.DETECTOR_ID], dirs[models.DETECTOR_TOKENIZER_ID],
                                     batch_size=5).detect(texts)
     assert sum(len(ms) for ms in expected) > 50
+    # the documented differences: a mention that cuts a character keeps its text, an empty one is dropped
+    kept = [[m for m in ms if mention_as_ours(t, m["word"], m["start"], m["end"])] for t, ms in zip(texts, expected)]
     assert [[(m.span, m.start, m.end) for m in ms] for ms in got] == \
-        [[(m["word"], m["start"], m["end"]) for m in ms] for ms in expected]
-    for ours, theirs in zip([m.score for ms in got for m in ms], [m["score"] for ms in expected for m in ms]):
+        [mentions_as_ours(t, [(m["word"], m["start"], m["end"]) for m in ms]) for t, ms in zip(texts, expected)]
+    for ours, theirs in zip([m.score for ms in got for m in ms], [m["score"] for ms in kept for m in ms]):
         assert ours == pytest.approx(float(theirs), abs=1e-6)
 
 

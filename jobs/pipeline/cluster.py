@@ -71,7 +71,8 @@ def run_cluster(spark, config, source: str, tables: dict, timer: StageTimer, *, 
     with timer.stage("report"):
         aggregates = None
         if result.best_k and mentions is not None:
-            table = agg.group_aggregates(mentions, result.clusters, summary, documents, groups)
+            table = agg.group_aggregates(mentions, result.clusters, summary, documents, groups,
+                                         complete_panel=config.output.complete_panel)
             write_table(table, join_path(out, "aggregates"), fmt, mode)
             written.append("aggregates")
             aggregates = read_table(spark, join_path(out, "aggregates"), fmt, schema=table.schema).toPandas()

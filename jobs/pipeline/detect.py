@@ -1,4 +1,4 @@
-"""The models' half of the pipeline: documents -> mentions, errors, documents, mention_embeddings.
+"""The models' half of the pipeline: documents -> mentions, errors, documents, segments, mention_embeddings.
 
 Checkpointed in chunks under ``<output>/_work/`` (``storage.run_state``), so ``--resume``
 continues an interrupted archive run; used by the ``detect`` and ``run`` jobs.
@@ -26,7 +26,9 @@ from pyspark.sql import functions as F
 log = logging.getLogger("group_appeal_spark")
 
 # the tables of detect's output (those of `run` add the cluster half's)
-TABLES = ("mentions", "errors", "documents", "mention_embeddings")
+TABLES = ("mentions", "errors", "documents", "segments", "mention_embeddings")
+# the per-chunk tables of the detection pass (mention_embeddings is embedded after them)
+_CHUNK_TABLES = ("mentions", "errors", "documents", "segments")
 
 
 def fingerprint(config, bundle: ModelBundle) -> dict:
@@ -37,7 +39,9 @@ def fingerprint(config, bundle: ModelBundle) -> dict:
             "segment_text": config.output.segment_text,
             "segmentation": config.segmentation.mode,
             "max_segment_chars": config.segmentation.max_segment_chars, "models": bundle.ids,
-            "precision": config.inference.precision, "window_stride": config.inference.window_stride}
+            "precision": config.inference.precision, "window_stride": config.inference.window_stride,
+            # 2: chunks hold segments/ too; checkpoints of an older version are not resumed
+            "layout": 2}
 
 
 def _embed(spark, config, bundle: ModelBundle, work: str, *, resume: bool, final_mode: str,
@@ -106,16 +110,18 @@ def run_detect(spark, config, bundle: ModelBundle, timer: StageTimer, *, resume:
         counts = appeals.documents.selectExpr(
             "count(*) AS documents", "count(error) AS errors", "coalesce(sum(n_mentions), 0) AS mentions",
             "coalesce(sum(n_segments), 0) AS segments").first().asDict()
-        for table in ("mentions", "errors", "documents"):
+        for table in _CHUNK_TABLES:
             write_table(getattr(appeals, table), join_path(folder, table), run_state.WORK_FORMAT, "overwrite")
         appeals.release()
+        counts["segment_rows"] = read_table(spark, join_path(folder, "segments"), run_state.WORK_FORMAT).count()
         return counts
 
     with timer.stage("detect"):
         chunk_counts, resumed = run_state.run_chunks(spark, work, "chunk", n_chunks, detect_chunk, resume=resume,
                                                      stage="detect")
-        totals = {k: sum(c[k] for c in chunk_counts) for k in ("documents", "errors", "mentions", "segments")}
-        for table in ("mentions", "errors", "documents") if gathered is None else ():
+        totals = {k: sum(c.get(k, 0) for c in chunk_counts)
+                  for k in ("documents", "errors", "mentions", "segments", "segment_rows")}
+        for table in _CHUNK_TABLES if gathered is None else ():
             write_table(run_state.union_chunks(spark, work, "chunk", n_chunks, table), join_path(out, table),
                         fmt, final_mode)
     timer.done("detect", totals["documents"], "documents")
@@ -124,6 +130,10 @@ def run_detect(spark, config, bundle: ModelBundle, timer: StageTimer, *, resume:
         if n_input != totals["documents"]:
             raise GroupAppealSparkError(
                 f"reconciliation failed: {n_input} input rows but {totals['documents']} processed or reported")
+        if totals["segment_rows"] != totals["segments"]:
+            raise GroupAppealSparkError(
+                f"reconciliation failed: documents/ counts {totals['segments']} segments but segments/ holds "
+                f"{totals['segment_rows']} rows")
         run_state.phase_finished(spark, work, "gathered", {"input_rows": n_input})
     else:
         n_input = gathered["input_rows"]
@@ -133,6 +143,7 @@ def run_detect(spark, config, bundle: ModelBundle, timer: StageTimer, *, resume:
     timer.done("embed", unique, "unique mentions")
     return {"input_rows": n_input, "documents_ok": totals["documents"] - totals["errors"],
             "documents_with_errors": totals["errors"], "segments": totals["segments"],
+            "segment_rows": totals["segment_rows"],
             "mentions": totals["mentions"], "unique_mentions": unique, "chunks": n_chunks,
             "chunks_resumed": resumed, "embed_chunks_resumed": embed_resumed, "duplicate_ids": duplicates.ids,
             "duplicate_id_rows": duplicates.rows}
@@ -144,7 +155,8 @@ def work_tables(spark, config) -> dict:
     work, n = join_path(config.output.path, run_state.WORK), config.input.chunks
     return {"mention_embeddings": run_state.union_chunks(spark, work, "embed", n, "mention_embeddings"),
             "mentions": run_state.union_chunks(spark, work, "chunk", n, "mentions"),
-            "documents": run_state.union_chunks(spark, work, "chunk", n, "documents")}
+            "documents": run_state.union_chunks(spark, work, "chunk", n, "documents"),
+            "segments": run_state.union_chunks(spark, work, "chunk", n, "segments")}
 
 
 def finished_output(spark, config, bundle: ModelBundle, job: str) -> bool:

@@ -15,7 +15,7 @@ import logging
 
 from group_appeal_spark.jobs.executors import ship_models
 from group_appeal_spark.jobs.session import is_connect
-from group_appeal_spark.jobs.transforms.columns import DOC_ID, INPUT_ERROR, valid_utf8
+from group_appeal_spark.jobs.transforms.columns import DOC_ID, INPUT_ERROR, SEGMENT_COLUMNS, valid_utf8
 from group_appeal_spark.lib.choices import STANCES
 from group_appeal_spark.lib.config import JobConfig, as_job_config
 from group_appeal_spark.lib.errors import InputError
@@ -34,6 +34,7 @@ log = logging.getLogger("group_appeal_spark")
 # Both follow lib's AppealRecord through udfs/schemas.py. The DDL string (nullability is not
 # part of it) casts an empty array to the UDF's appeals type for rows withheld from the models.
 APPEALS_ARRAY = DOCUMENT_RESULT_TYPE["appeals"].dataType.simpleString()
+SEGMENTS_ARRAY = DOCUMENT_RESULT_TYPE["segments"].dataType.simpleString()
 MENTION_COLUMNS = APPEAL_TYPE.fieldNames()
 
 
@@ -45,10 +46,13 @@ class AppealsResult:
     # then segment_text with output.segment_text
     mentions: DataFrame
     errors: DataFrame    # doc_id, carried columns, stage, error
-    # doc_id, carried columns, n_segments, n_mentions, n_positive, n_negative, n_neutral, error:
-    # one row per input row (columns.DOCUMENT_COLUMNS)
+    # doc_id, carried columns, n_segments, n_mentions, n_positive, n_negative, n_neutral, error,
+    # n_segments_with_mentions: one row per input row (columns.DOCUMENT_COLUMNS)
     documents: DataFrame
-    cached: DataFrame | None = None  # the persisted model results behind the three
+    # doc_id, carried columns, columns.SEGMENT_COLUMNS, then segment_text with output.segment_text:
+    # one row per segment handed to the models, mention or not (sum of documents.n_segments rows)
+    segments: DataFrame | None = None
+    cached: DataFrame | None = None  # the persisted model results behind the four
 
     def release(self) -> None:
         """Drop the cached model results once the tables are written."""
@@ -237,14 +241,15 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
     # A row already known bad reaches the UDF as null (Spark evaluates a Python UDF on every
     # row, even under when()), and its own reason replaces the UDF's.
     known_bad = F.struct(F.array().cast(APPEALS_ARRAY).alias("appeals"), F.lit(0).alias("n_segments"),
-                         F.col(INPUT_ERROR).alias("error"), F.lit("input").alias("error_stage"))
+                         F.col(INPUT_ERROR).alias("error"), F.lit("input").alias("error_stage"),
+                         F.array().cast(SEGMENTS_ARRAY).alias("segments"))
     with_text = config.output.segment_text
     results = docs.select(DOC_ID, *carried, INPUT_ERROR, *(["__text"] if with_text else []),
                           find(F.col("__text")).alias("r0")).select(
         DOC_ID, *carried, *(["__text"] if with_text else []),
         F.when(F.col(INPUT_ERROR).isNotNull(), known_bad).otherwise(F.col("r0")).alias("r"))
     if with_text:
-        results = _with_segment_texts(results).drop("__text")
+        results = _with_segment_texts(results)
     # One pass of the models feeds mentions, errors and the documents table.
     results = results.persist(StorageLevel.MEMORY_AND_DISK)
     extra = ["segment_text"] if with_text else []
@@ -254,8 +259,15 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
         .select(DOC_ID, *carried, F.col("r.error_stage").alias("stage"), F.col("r.error").alias("error"))
     documents = results.select(
         DOC_ID, *carried, F.col("r.n_segments").alias("n_segments"), F.size("r.appeals").alias("n_mentions"),
-        *[_count_stance(s).alias(f"n_{s}") for s in STANCES], F.col("r.error").alias("error"))
-    return AppealsResult(mentions, errors, documents, results)
+        *[_count_stance(s).alias(f"n_{s}") for s in STANCES], F.col("r.error").alias("error"),
+        F.size(F.filter("r.segments", lambda g: g["n_mentions"] > 0)).alias("n_segments_with_mentions"))
+    # a segment's text is cut as a mention's is: text[seg_start:seg_end] on the JVM side
+    text = [F.col("__text").substr(F.col("g.seg_start") + 1, F.col("g.seg_end") - F.col("g.seg_start"))
+            .alias("segment_text")] if with_text else []
+    segments = results.select(DOC_ID, *carried, *(["__text"] if with_text else []),
+                              F.explode("r.segments").alias("g")) \
+        .select(DOC_ID, *carried, *[F.col(f"g.{c}").alias(c) for c in SEGMENT_COLUMNS], *text)
+    return AppealsResult(mentions, errors, documents, segments, results)
 
 
 def _count_stance(stance: str):

@@ -8,8 +8,11 @@ from pyspark.sql import functions as F
 DOC_ID = "doc_id"
 # A reader's per-row verdict (malformed line, text that is not a string...); null = fine.
 INPUT_ERROR = "__input_error"
-# the documents table after doc_id and the carried columns
-DOCUMENT_COLUMNS = ("n_segments", "n_mentions", *(f"n_{s}" for s in STANCES), "error")
+# the documents table after doc_id and the carried columns (columns added after the first
+# release go at the end, so that positional readers of CSV outputs keep working)
+DOCUMENT_COLUMNS = ("n_segments", "n_mentions", *(f"n_{s}" for s in STANCES), "error", "n_segments_with_mentions")
+# the segments table after doc_id and the carried columns (then segment_text with output.segment_text)
+SEGMENT_COLUMNS = ("seg_idx", "seg_start", "seg_end", "n_tokens", "n_mentions", *(f"n_{s}" for s in STANCES))
 
 
 def valid_utf8(column):

@@ -7,11 +7,12 @@ batch down and never disappears.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from collections.abc import Sequence
 
-from group_appeal_spark.lib.choices import SegmentationMode
+from group_appeal_spark.lib.choices import STANCES, SegmentationMode
 from group_appeal_spark.lib.inference.batching import check_one_per_input
 from group_appeal_spark.lib.inference.segment import check_text, segment_document
 
@@ -45,17 +46,37 @@ class AppealRecord:
     seg_end: int
 
 
+@dataclasses.dataclass(frozen=True)
+class SegmentRecord:
+    """One segment handed to the models, with or without a mention: a row of ``segments/``.
+
+    The denominator of the per-sentence measures (share of sentences with a group appeal);
+    the segments table's columns are derived from it. Counts are of this segment's appeals.
+    """
+
+    seg_idx: int
+    seg_start: int  # document[seg_start:seg_end] is the segment
+    seg_end: int
+    n_tokens: int  # the detector's tokens of the segment (special tokens not counted)
+    n_mentions: int
+    n_positive: int
+    n_negative: int
+    n_neutral: int
+
+
 @dataclasses.dataclass
 class DocumentResult:
     """What became of one input document: its appeals, or why it has none.
 
-    The detection UDF's result struct is derived from these fields (``udfs/schemas.py``).
+    The detection UDF's result struct is derived from these fields (``udfs/schemas.py``);
+    ``segments`` came last, after the first release.
     """
 
     appeals: list[AppealRecord]
     n_segments: int = 0
     error: str | None = None
     error_stage: str | None = None
+    segments: list[SegmentRecord] = dataclasses.field(default_factory=list)
 
 
 class AppealFinder:
@@ -128,20 +149,25 @@ class AppealFinder:
     def _process_valid(self, texts: Sequence[str]) -> list[DocumentResult]:
         per_doc = [self.segments(t) for t in texts]
         flat = [(d, seg) for d, segs in enumerate(per_doc) for seg in segs]
-        mentions = self.detector.detect([seg[2] for _, seg in flat])
+        mentions, n_tokens = self.detector.detect_counted([seg[2] for _, seg in flat])
         pairs = [(seg[2], m.span) for (_, seg), ms in zip(flat, mentions) for m in ms]
         stances = iter(self.stance.classify(pairs))
         keys = iter(self.keyer.keys([span for _, span in pairs]))
         results = [DocumentResult([], len(segs)) for segs in per_doc]
-        for (d, (seg_idx, seg_start, seg_text)), ms in zip(flat, mentions):
+        for (d, (seg_idx, seg_start, seg_text)), ms, tokens in zip(flat, mentions, n_tokens):
             # segments are exact slices of the document (segment_document's contract)
             seg_end = seg_start + len(seg_text)
+            found = []
             for m in ms:
                 s = next(stances)
-                results[d].appeals.append(AppealRecord(
+                found.append(AppealRecord(
                     seg_idx, m.span, seg_start + m.start, seg_start + m.end, s.stance,
                     s.prob_positive, s.prob_negative, s.prob_neutral, next(keys),
                     m.score, seg_start, seg_end))
+            results[d].appeals.extend(found)
+            by_stance = collections.Counter(a.stance for a in found)
+            results[d].segments.append(SegmentRecord(seg_idx, seg_start, seg_end, tokens, len(found),
+                                                     *(by_stance[s] for s in STANCES)))
         return results
 
 
@@ -158,7 +184,8 @@ def detect_failure(text: str, exc: BaseException) -> str:
 
 
 def results_frame(results: Sequence[DocumentResult]):
-    """One row per document: ``appeals`` (list of dicts), ``n_segments``, ``error``, ``error_stage``.
+    """One row per document: ``appeals`` (list of dicts), ``n_segments``, ``error``, ``error_stage``,
+    ``segments`` (list of dicts).
 
     The Arrow-friendly shape the detection UDF returns: a list of structs and nullable strings.
     """
@@ -169,4 +196,5 @@ def results_frame(results: Sequence[DocumentResult]):
         "n_segments": pd.array([r.n_segments for r in results], dtype="int32"),
         "error": pd.array([r.error for r in results], dtype="object"),
         "error_stage": pd.array([r.error_stage for r in results], dtype="object"),
+        "segments": [[dataclasses.asdict(s) for s in r.segments] for r in results],
     })

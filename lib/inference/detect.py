@@ -208,8 +208,20 @@ class MentionDetector:
         list of list of Mention, length n
             In input order; offsets index into each text.
         """
+        return self.detect_counted(texts)[0]
+
+    def detect_counted(self, texts: Sequence[str]) -> tuple[list[list[Mention]], list[int]]:
+        """``detect``, and each text's number of detector tokens (special tokens not counted).
+
+        Returns
+        -------
+        mentions : list of list of Mention, length n
+        n_tokens : list of int, length n
+            Content tokens of each whole text, before it is cut into windows (the segments
+            table's ``n_tokens``).
+        """
         if not texts:  # the tokenizer raises on an empty batch
-            return []
+            return [], []
         tokenized = self.preprocess(texts)
         cls_ids, sep_ids = self._special_ids()
         windows = [(t, s, e) for t, tok in enumerate(tokenized) for s, e in tok.windows]
@@ -225,7 +237,7 @@ class MentionDetector:
             w += n_windows
             results.append(self.postprocess(texts[t], tok, softmax(scores)))
         check_one_per_input(len(texts), len(results), "detection")
-        return results
+        return results, [len(tok.ids) for tok in tokenized]
 
     def _special_ids(self) -> tuple[list[int], list[int]]:
         # Where the tokenizer puts its special tokens around a single sequence (RoBERTa: <s> ... </s>).

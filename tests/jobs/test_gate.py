@@ -36,7 +36,7 @@ BAD = {
     "clustering.backend": "gpu", "clustering.spark_above": "0",
     "output.path": None,  # the input's own folder (set in the test)
     "output.format": "xml", "output.mode": "append", "output.plots": "maybe", "output.progress_seconds": "-1",
-    "output.segment_text": "maybe", "output.group_by": "[party, party]", "output.table_prefix": "main appeals",
+    "output.segment_text": "maybe", "output.complete_panel": "maybe", "output.group_by": "[party, party]", "output.table_prefix": "main appeals",
     "spark": "not-a-mapping",
 }
 

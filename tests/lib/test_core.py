@@ -301,6 +301,10 @@ def test_spark_schemas_are_derived_from_the_record_dataclasses():
         T.StructField("n_segments", T.IntegerType(), True),
         T.StructField("error", T.StringType(), True),
         T.StructField("error_stage", T.StringType(), True),
+        T.StructField("segments", T.ArrayType(T.StructType([
+            T.StructField(name, T.IntegerType(), False)
+            for name in ("seg_idx", "seg_start", "seg_end", "n_tokens", "n_mentions", "n_positive", "n_negative",
+                         "n_neutral")]), containsNull=False), True),
     ])
     assert APPEAL_TYPE == appeal
     assert DOCUMENT_RESULT_TYPE == document

@@ -12,7 +12,9 @@ from group_appeal_spark.lib.config import load_config
 from group_appeal_spark.lib.errors import InputError
 from group_appeal_spark.lib.report import render_report
 
-AGG_COLUMNS = ["cluster_id", "label", "mentions", "positive", "negative", "neutral", "documents"]
+AGG_COLUMNS = ["cluster_id", "label", "mentions", "positive", "negative", "neutral", "documents", "segments",
+               "segments_with_mentions", "share_segments_with_mentions", "segments_with_any_mention",
+               "share_segments_with_any_mention", "net_stance"]
 
 
 def report_frames():

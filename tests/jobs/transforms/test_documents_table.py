@@ -13,7 +13,8 @@ from group_appeal_spark.testing.tiny_models import corpus
 from reference_differences import mention_as_ours, mentions_as_ours
 from sentences import sentences
 
-DOCUMENT_COLUMNS = ["doc_id", "party", "n_segments", "n_mentions", "n_positive", "n_negative", "n_neutral", "error"]
+DOCUMENT_COLUMNS = ["doc_id", "party", "n_segments", "n_mentions", "n_positive", "n_negative", "n_neutral", "error",
+                    "n_segments_with_mentions"]
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +171,37 @@ def test_segment_text_only_when_asked_and_one_model_pass(spark, sparse_overrides
         assert rows and all(r.segment_text == texts[r.doc_id][r.seg_start:r.seg_end] for r in rows)
     finally:
         asked.release()
+
+
+@pytest.mark.spark
+def test_segments_table_has_one_row_per_segment_mention_or_not(detect_output, documents, finder):
+    good = documents[1]
+    summary = json.loads((detect_output / "summary.json").read_text())
+    segments = pd.read_parquet(detect_output / "segments")
+    docs = pd.read_parquet(detect_output / "documents")
+    mentions = pd.read_parquet(detect_output / "mentions")
+    assert list(segments.columns) == ["doc_id", "party", "seg_idx", "seg_start", "seg_end", "n_tokens", "n_mentions",
+                                      "n_positive", "n_negative", "n_neutral", "segment_text"]
+    # the denominator: every segment of every processed document, reconciled in summary.json
+    assert len(segments) == docs["n_segments"].sum() == summary["segments"] == summary["segment_rows"]
+    assert set(segments["doc_id"]) == set(good)  # rows with an input error have no segment
+    assert (segments["n_mentions"] == 0).sum() >= 3
+    for doc_id, text in good.items():
+        mine = segments[segments["doc_id"] == doc_id].sort_values("seg_idx")
+        expected = finder.segments(text)
+        assert list(mine["seg_idx"]) == [i for i, _, _ in expected]
+        assert list(zip(mine["seg_start"], mine["segment_text"])) == [(start, seg) for _, start, seg in expected]
+        assert all(text[r.seg_start:r.seg_end] == r.segment_text for r in mine.itertuples())
+        assert list(mine["n_tokens"]) == [len(finder.detector.tokenizer(seg, add_special_tokens=False)["input_ids"])
+                                          for _, _, seg in expected]
+        assert (mine["party"] == f"P{len(doc_id)}").all()
+    # per segment, the mentions table's counts; per document, documents.n_segments_with_mentions
+    by_segment = mentions.groupby(["doc_id", "seg_idx", "stance"]).size().unstack(fill_value=0)
+    for r in segments.itertuples():
+        got = by_segment.loc[(r.doc_id, r.seg_idx)] if (r.doc_id, r.seg_idx) in by_segment.index else {}
+        for stance in ("positive", "negative", "neutral"):
+            assert getattr(r, f"n_{stance}") == (got[stance] if stance in got else 0)
+        assert r.n_mentions == r.n_positive + r.n_negative + r.n_neutral
+    with_mentions = segments[segments["n_mentions"] > 0].groupby("doc_id").size()
+    for r in docs.itertuples():
+        assert r.n_segments_with_mentions == with_mentions.get(r.doc_id, 0), r.doc_id

@@ -139,6 +139,7 @@ class OutputConfig:
     progress_seconds: int = 30
     segment_text: bool = False
     group_by: list[str] | None = None
+    complete_panel: bool = False
     table_prefix: str | None = None
 
 

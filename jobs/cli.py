@@ -14,6 +14,8 @@ JOBS = {
     "detect": ("group_appeal_spark.jobs.detect", "documents -> mentions with stance, and mention embeddings"),
     "cluster": ("group_appeal_spark.jobs.cluster", "mention embeddings -> k search and clusters"),
     "assign": ("group_appeal_spark.jobs.assign", "mention embeddings -> the clusters of a saved cluster model"),
+    "sample": ("group_appeal_spark.jobs.sample", "a run's segments -> a stratified coding sheet for validation"),
+    "validate": ("group_appeal_spark.jobs.validate", "a coded sheet -> accuracy and error-corrected estimates"),
     "fetch-models": ("group_appeal_spark.jobs.fetch_models", "snapshot the models for clusters without internet"),
     "train-embedder": ("group_appeal_spark.jobs.train_embedder", "train a mention embedder on a category dictionary"),
 }

@@ -129,6 +129,23 @@ def job_parser(job: str, doc: str, *tables, extra=()) -> argparse.ArgumentParser
     return parser
 
 
+def tool_parser(job: str, doc: str, extra) -> argparse.ArgumentParser:
+    """The parser of a job that reads a run's output and takes no model or table settings
+    (``sample``, ``validate``): its own ``extra`` flags, then --set, --log-level, --master/--remote."""
+    parser = job_parser(job, doc, extra=extra)
+    for name in ("--set", "--log-level"):
+        next(f for f in COMMON_FLAGS[1] if f.name == name).add_to(parser)
+    target = parser.add_mutually_exclusive_group()
+    for flag in TARGET_FLAGS:
+        flag.add_to(target)
+    return parser
+
+
+def tool_config(args: argparse.Namespace):
+    """Such a job's configuration: only --set (Spark settings, output.progress_seconds...)."""
+    return load_config(None, dict(parse_override(s) for s in args.set))
+
+
 def flag_keys() -> dict[str, str]:
     """dest -> dotted config key (or ``key=value``) of every flag that sets one."""
     return {flag.dest: flag.key for _, flags in TABLES for flag in flags if flag.key}

@@ -14,6 +14,7 @@ from group_appeal_spark.lib.errors import ConfigError
 
 __all__ = [
     "STANCES",
+    "Allocation",
     "ClusterBackend",
     "Device",
     "DuplicateIds",
@@ -177,6 +178,22 @@ class NegativeMining(_Choice):
 
     BATCH_HARD = "batch_hard"
     BATCH_SEMI_HARD = "batch_semi_hard"
+
+
+class Allocation(_Choice):
+    """How a validation sample of ``n`` segments is spread over the strata
+    (:func:`group_appeal_spark.lib.validation.sampling.allocate`).
+
+    Attributes
+    ----------
+    PROPORTIONAL
+        Each stratum gets its share of the population (largest-remainder rounding).
+    EQUAL
+        Every non-empty stratum gets the same number, as far as its size allows.
+    """
+
+    PROPORTIONAL = "proportional"
+    EQUAL = "equal"
 
 
 class DuplicateIds(_Choice):

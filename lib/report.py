@@ -45,6 +45,9 @@ def _e(value: Any) -> str:
     return html.escape(_CONTROLS.sub("", str(value).replace("\t", " ").replace("\n", " ")))
 
 
+escape = _e  # for the other pages built on this one's style (lib/validation/report.py)
+
+
 def _share(value: Any) -> str:
     """A share as a percentage, or a dash when missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -248,7 +251,8 @@ def render_report(summary: dict, k_search: pd.DataFrame, clusters: pd.DataFrame,
         "than to the next one; the k with the highest score is chosen. <strong>NMI</strong> (0 to 1) says how "
         "well clusters match a dictionary's categories.</li>"
         "<li>The models were trained on one domain (UK parliamentary debates): before publishing, validate on a "
-        "hand-coded sample of your own corpus.</li></ul>")
+        "hand-coded sample of your own corpus (<code>group-appeal-spark sample</code>, then <code>validate</code>: "
+        "accuracy on your corpus and estimates corrected for the models' error).</li></ul>")
     smoke = ('<p id="smoke-test" class="banner"><strong>Offline smoke test:</strong> this run used tiny models with '
              'random weights (<code>--tiny-models</code>); every number and cluster on this page is meaningless.</p>'
              if summary.get("smoke_test") else "")

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ["lib/inference", "lib/models", "lib/clustering", "lib/training", "lib", "udfs", "jobs",
+FOLDERS = ["lib/inference", "lib/models", "lib/clustering", "lib/training", "lib/validation", "lib", "udfs", "jobs",
            "jobs/pipeline", "jobs/storage", "jobs/transforms", "group_appeal_spark/testing"]
 
 

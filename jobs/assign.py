@@ -21,7 +21,8 @@ if __package__ in (None, ""):  # run as a file: a checkout's own package, else t
 from group_appeal_spark.jobs import flags, startup
 from group_appeal_spark.jobs.pipeline import assign
 
-CLUSTER_MODEL = flags.Flag("--cluster-model", "cluster_model/ folder written by `run` or `cluster`")
+CLUSTER_MODEL = flags.Flag("--cluster-model", "cluster_model/ folder written by `run` or `cluster`, or an MLflow "
+                           "model URI of one (models:/NAME/VERSION, runs:/RUN_ID/cluster_model_pyfunc)")
 
 
 def build_parser():

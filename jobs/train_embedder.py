@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--device", default=d.device, help=f"cpu, cuda, cuda:N, mps or auto (default {d.device})")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
+    p.add_argument("--mlflow", action="store_true", help="log the training to MLflow (the mlflow extra): its "
+                   "settings, per-epoch and before/after metrics, training_report.json; a failure is one warning")
+    p.add_argument("--mlflow-experiment", metavar="NAME", default=None,
+                   help="experiment of the MLflow run (default: MLflow's choice); an active run is logged to instead")
     return p
 
 
@@ -131,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     report = trainer.report_
+    if args.mlflow:
+        from group_appeal_spark.jobs.tracking import track_training
+
+        track_training(report, args.output, experiment=args.mlflow_experiment)
     before, after = report["before"], report["after"]
 
     def fmt(value):

@@ -22,11 +22,37 @@ from group_appeal_spark.lib.errors import InputError
 
 log = logging.getLogger("group_appeal_spark")
 
+# MLflow model URIs --cluster-model also takes: a registered version, or a run's logged model
+MODEL_URIS = ("models:/", "runs:/")
+
+
+def logged_cluster_model(uri: str) -> ClusterModel:
+    """The cluster model of an MLflow pyfunc model (``models:/name/3``), read from its JSON files."""
+    import os
+
+    from group_appeal_spark.jobs.tracking import HTTP_ENV
+
+    for key, value in HTTP_ENV.items():  # a registry that is down fails in seconds, not minutes
+        os.environ.setdefault(key, value)
+    try:
+        from group_appeal_spark.ml.pyfunc import load_logged_cluster_model
+    except ImportError as exc:
+        raise ClusterModelError(f"--cluster-model {uri}: an MLflow model URI needs mlflow "
+                                f"(pip install 'group-appeal-spark[mlflow]'): {exc}") from None
+    try:
+        return load_logged_cluster_model(uri)
+    except ClusterModelError:
+        raise
+    except Exception as exc:  # MLflow's own errors: no such model or version, no server, no permission
+        raise ClusterModelError(f"--cluster-model {uri}: {' '.join(str(exc).split())[:300]}") from None
+
 
 def read_cluster_model(spark, folder: str) -> ClusterModel:
     """The validated cluster model in ``folder`` (any filesystem Spark reaches), or ClusterModelError."""
     if not folder:
         raise ClusterModelError("--cluster-model: give the cluster_model/ folder written by `run` or `cluster`")
+    if folder.startswith(MODEL_URIS):
+        return logged_cluster_model(folder)
     fs = filesystem(spark)
     if not fs.exists(folder):
         raise ClusterModelError(f"cluster model {folder} does not exist; give the cluster_model/ folder written "

@@ -59,7 +59,7 @@ def close_output(spark, config, job: str, counts: dict, timer, *, others=(), **e
     same = into_input(config)
     summary = write_summary(spark, config, counts, timer, published=published,
                             name=f"{job}_summary.json" if same else "summary.json",
-                            source=config.input.path, **extra)
+                            source=config.input.path, job=job, **extra)
     if same:
         run_state.update_marker(spark, config.output.path, add=written, catalog_tables=published)
     else:

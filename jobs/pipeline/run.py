@@ -43,7 +43,7 @@ def run_job(spark, config, bundle: ModelBundle, timer: StageTimer, *, cluster_mo
     # the folder's tables are complete: publish them before summary.json, which records them
     published = catalog.publish(spark, config, written, replace=catalog.replacing(config, resume), timer=timer,
                                 others=run_tables(cluster_model))
-    write_summary(spark, config, counts, timer, published=published, bundle=bundle)
+    write_summary(spark, config, counts, timer, published=published, bundle=bundle, job="run")
     detect.finish_output(spark, config, bundle, "run", written, published)
     log.info("run: done: %s documents, %s mentions (%s distinct), %s clusters; results in %s: open report.html "
              "first, then summary.json and the tables (docs/outputs.md)%s", counts["input_rows"], counts["mentions"],

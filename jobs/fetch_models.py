@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set models.stance.revision=<commit>")
     parser.add_argument("--overwrite", action="store_true", help="replace files already in --output")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also export the three models to ONNX (inference.backend onnx; the onnx extra), in "
+                             "fp32, or int8 with --set inference.precision=int8, into <output>/gas-onnx/")
+    parser.add_argument("--measure", action="store_true",
+                        help="with --onnx: time torch against ONNX Runtime on this CPU and record it for "
+                             "inference.backend auto (run it on a machine like the executors)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -82,6 +88,25 @@ def fetch(config, dest: Path, overwrite: bool) -> dict:
     return manifest
 
 
+def export_onnx(config, dest: Path, manifest: dict, args) -> dict:
+    """``--onnx``: the models' ONNX exports beside them (``lib/models/onnx.py``), and with ``--measure``
+    this CPU's torch and ONNX Runtime rates; returns the export folders by role."""
+    if not args.onnx:
+        return {}
+    from group_appeal_spark.lib.models.onnx import ensure_exports
+
+    folders = {role: dest / entry["folder"] for role, entry in manifest.items()}
+    exports = ensure_exports(folders, config.inference.precision)
+    if args.measure:
+        from group_appeal_spark.lib.models.onnx_measure import measure_backends
+        from group_appeal_spark.testing.corpus import corpus
+
+        for stage, rates in measure_backends(folders, exports, corpus()[:48]).items():
+            log.info("fetch-models --measure: %s rows/s on this CPU: %s", stage,
+                     ", ".join(f"{k} {v:.1f}" for k, v in rates.items()))
+    return exports
+
+
 def main(argv=None) -> int:
     parser = build_parser()
 
@@ -91,11 +116,11 @@ def main(argv=None) -> int:
         if not remote:
             dest = Path(args.output).expanduser()
             dest.mkdir(parents=True, exist_ok=True)
-            fetch(config, dest, args.overwrite)
+            export_onnx(config, dest, fetch(config, dest, args.overwrite), args)
             log.info("fetch-models: done; use --models-dir %s", dest)
             return
         with tempfile.TemporaryDirectory(prefix="gas-fetch-") as tmp:
-            fetch(config, Path(tmp), True)
+            export_onnx(config, Path(tmp), fetch(config, Path(tmp), True), args)
             fs = filesystem(build_session(config, "group-appeal-spark fetch-models"))  # no executor work
             for path in sorted(Path(tmp).rglob("*")):
                 if path.is_file() and ".cache" not in path.parts:

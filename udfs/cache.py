@@ -11,21 +11,41 @@ import os
 import threading
 
 _MODELS: dict = {}
+_SLOTS: dict = {}  # slot (a stage) -> the key it holds now
 _LOCK = threading.Lock()
 
 
-def get_or_load(key: str, loader, on_load=None):
+def get_or_load(key: str, loader, on_load=None, slot: str | None = None):
     """The cached object for ``key``, calling ``loader()`` the first time on this worker.
 
     ``on_load(key)``, when given, is called right after that first load (a :class:`UdfHooks` hook).
+    ``slot``: one entry per slot; loading another key into it drops the one there (a reused worker
+    whose next task Spark gave another GPU must not keep the models on the first one).
     """
     with _LOCK:
         if key not in _MODELS:
             _configure_worker()
+            old = _SLOTS.get(slot) if slot is not None else None
+            if old is not None and old != key:
+                _drop(old)
             _MODELS[key] = loader()
+            if slot is not None:
+                _SLOTS[slot] = key
             if on_load is not None:
                 on_load(key)
         return _MODELS[key]
+
+
+def _drop(key: str) -> None:
+    """Forget one cached stage and give its GPU memory back to the driver of the device."""
+    import gc
+    import sys
+
+    _MODELS.pop(key, None)
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _configure_worker() -> None:

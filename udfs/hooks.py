@@ -22,7 +22,11 @@ class UdfHooks:
     on_load : callable, optional
         ``on_load(key)`` in the Python worker that has just loaded a stage's models into its
         cache, with the stage's cache key (once per worker and key).
+    on_task : callable, optional
+        ``on_task(stage, device)`` once per task, when the stage's models are ready, with the
+        device they run on (``cpu``, ``cuda:1``...); ``jobs/devices.py`` records them.
     """
 
     before_batch: Callable[[str], None] | None = None
     on_load: Callable[[str], None] | None = None
+    on_task: Callable[[str, str], None] | None = None

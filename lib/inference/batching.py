@@ -67,6 +67,28 @@ def pad_rows(rows: Sequence[Sequence[int]], pad_id: int):
     return ids, mask
 
 
+def to_device(tensor, device):
+    """``tensor`` (made on the CPU) on ``device``; to a CUDA device through pinned memory, copied
+    without blocking the host (the copy is queued on the stream before the model's kernels, which
+    wait for it; the host goes on to the next call instead of waiting for the transfer).
+
+    Parameters
+    ----------
+    tensor : torch.Tensor
+    device : torch.device
+
+    Returns
+    -------
+    torch.Tensor
+        ``tensor`` itself where ``device`` is the CPU.
+    """
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def check_one_per_input(n_inputs: int, n_outputs: int, stage: str) -> None:
     """Raise when a stage did not return exactly one result per input."""
     if n_inputs != n_outputs:

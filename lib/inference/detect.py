@@ -21,6 +21,7 @@ from group_appeal_spark.lib.inference.batching import (
     check_one_per_input,
     length_sorted_batches,
     pad_rows,
+    to_device,
 )
 from group_appeal_spark.lib.models.loaders import load_token_classifier, load_tokenizer
 
@@ -133,10 +134,17 @@ class MentionDetector:
         self.model.to(self.device)
 
     @classmethod
-    def from_dirs(cls, model_dir, tokenizer_dir, *, device="cpu", precision="fp32", **kwargs):
+    def from_dirs(cls, model_dir, tokenizer_dir, *, device="cpu", precision="fp32", onnx_dir=None, **kwargs):
+        """Load from folders; ``onnx_dir``: run the export there on ONNX Runtime instead of torch."""
         from group_appeal_spark.lib.models.devices import finish_precision, resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(tokenizer_dir, "detector tokenizer")
+        if onnx_dir is not None:
+            from group_appeal_spark.lib.models.onnx import OnnxModel
+            from transformers import AutoConfig
+
+            model = OnnxModel(onnx_dir, AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False))
+            return cls(model, tokenizer, device="cpu", **kwargs)
         model = load_token_classifier(model_dir, dtype=torch_dtype(precision))
         return cls(finish_precision(model, precision, device), tokenizer, device=resolve_device(device), **kwargs)
 
@@ -163,7 +171,7 @@ class MentionDetector:
         input_ids, attention_mask = pad_rows(rows, self.tokenizer.pad_token_id)
         with torch.inference_mode():
             logits = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
+                input_ids=to_device(input_ids, self.device), attention_mask=to_device(attention_mask, self.device)
             ).logits
         logits = logits.float().cpu().numpy()
         return [logits[i, : len(r)] for i, r in enumerate(rows)]

@@ -17,6 +17,7 @@ from group_appeal_spark.lib.inference.batching import (
     check_one_per_input,
     length_sorted_batches,
     pad_rows,
+    to_device,
 )
 from group_appeal_spark.lib.models.loaders import (  # noqa: F401
     EMBEDDING_DIM,
@@ -71,11 +72,17 @@ class MentionEmbedder:
         self.module.to(self.device)
 
     @classmethod
-    def from_dirs(cls, weights_dir, config_dir, *, device="cpu", precision="fp32", batch_size: int = 64):
-        """Load tokenizer and weights from ``weights_dir`` and the encoder config from ``config_dir``."""
+    def from_dirs(cls, weights_dir, config_dir, *, device="cpu", precision="fp32", batch_size: int = 64,
+                  onnx_dir=None):
+        """Load tokenizer and weights from ``weights_dir`` and the encoder config from ``config_dir``;
+        ``onnx_dir``: run the export there on ONNX Runtime instead of torch."""
         from group_appeal_spark.lib.models.devices import finish_precision, resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(weights_dir, "embedder tokenizer")
+        if onnx_dir is not None:
+            from group_appeal_spark.lib.models.onnx import OnnxEmbedder
+
+            return cls(OnnxEmbedder(onnx_dir), tokenizer, device="cpu", batch_size=batch_size)
         module = load_embedder_module(weights_dir, config_dir, dtype=torch_dtype(precision))
         return cls(finish_precision(module, precision, device), tokenizer, device=resolve_device(device),
                    batch_size=batch_size)
@@ -104,7 +111,9 @@ class MentionEmbedder:
         import torch
 
         input_ids, attention_mask = pad_rows(rows, self.tokenizer.pad_token_id)
-        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        if getattr(self.module, "is_onnx", False):
+            return self.module.embed(input_ids, attention_mask, self.tokenizer.mask_token_id).numpy()
+        input_ids, attention_mask = to_device(input_ids, self.device), to_device(attention_mask, self.device)
         with torch.inference_mode():
             return mask_embeddings(self.module, input_ids, attention_mask, self.tokenizer.mask_token_id).cpu().numpy()
 
@@ -131,6 +140,8 @@ class MentionEmbedder:
         return out
 
     def _output_dim(self) -> int:
+        if getattr(self.module, "is_onnx", False):
+            return self.module.output_dim
         return int(self.module.projector[0].out_features)
 
 

@@ -19,6 +19,7 @@ from group_appeal_spark.lib.inference.batching import (
     check_one_per_input,
     length_sorted_batches,
     pad_rows,
+    to_device,
 )
 from group_appeal_spark.lib.models.loaders import (
     load_sequence_classifier,
@@ -89,10 +90,17 @@ class StanceClassifier:
         self.model.to(self.device)
 
     @classmethod
-    def from_dir(cls, model_dir, *, device="cpu", precision="fp32", **kwargs):
+    def from_dir(cls, model_dir, *, device="cpu", precision="fp32", onnx_dir=None, **kwargs):
+        """Load from a folder; ``onnx_dir``: run the export there on ONNX Runtime instead of torch."""
         from group_appeal_spark.lib.models.devices import finish_precision, resolve_device, torch_dtype
 
         tokenizer = load_tokenizer(model_dir, "stance tokenizer")
+        if onnx_dir is not None:
+            from group_appeal_spark.lib.models.onnx import OnnxModel
+            from transformers import AutoConfig
+
+            model = OnnxModel(onnx_dir, AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False))
+            return cls(model, tokenizer, device="cpu", **kwargs)
         model = load_sequence_classifier(model_dir, dtype=torch_dtype(precision))
         return cls(finish_precision(model, precision, device), tokenizer, device=resolve_device(device), **kwargs)
 
@@ -112,11 +120,11 @@ class StanceClassifier:
         input_ids, attention_mask = pad_rows(rows, self.tokenizer.pad_token_id)
         extra = {}
         if type_rows is not None:
-            extra["token_type_ids"] = pad_rows(type_rows, 0)[0].to(self.device)
+            extra["token_type_ids"] = to_device(pad_rows(type_rows, 0)[0], self.device)
         with torch.inference_mode():
             logits = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device), **extra
-            ).logits
+                input_ids=to_device(input_ids, self.device), attention_mask=to_device(attention_mask, self.device),
+                **extra).logits
             return torch.softmax(logits.float(), dim=-1)[:, self.entailment].cpu().numpy()
 
     def classify(self, pairs: Sequence[tuple[str, str]]) -> list[Stance]:

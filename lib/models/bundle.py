@@ -122,22 +122,33 @@ class ModelBundle:
                                                   local_files_only=local_only))
             if role in WEIGHT_ROLES:
                 check_weights(folders[role], role)
+        folders.update(onnx_exports(folders, config.inference))
         return cls(folders=folders, ids={role: folder_id(Path(f)) for role, f in folders.items()},
                    inference=config.inference, segmentation=config.segmentation)
 
     def provenance(self, sources: dict[str, ModelSource]) -> dict[str, dict]:
-        """:func:`model_provenance` of every role (driver side; ``sources``: ``config.model_sources()``)."""
-        return {role: model_provenance(sources[role], folder) for role, folder in sorted(self.folders.items())}
+        """:func:`model_provenance` of every model role (driver side; ``sources``: ``config.model_sources()``),
+        and of each ONNX export its folder and ``export.json``."""
+        out = {role: model_provenance(sources[role], folder) for role, folder in sorted(self.folders.items())
+               if role in sources}
+        for role, folder in sorted(self.folders.items()):
+            if role not in sources:
+                meta = Path(folder) / "export.json"
+                out[role] = {"source": "onnx export", "folder": str(folder),
+                             **(json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {})}
+        return out
 
-    def precision(self) -> str:
+    def precision(self, device=None) -> str:
         """The precision the stages run at on this machine: ``inference.precision`` with ``auto``
-        resolved for ``inference.device`` (warns once about emulated bf16)."""
-        return resolve_precision(self.inference.precision, self.inference.device).value
+        resolved for ``device`` (default ``inference.device``; warns once about emulated bf16)."""
+        return resolve_precision(self.inference.precision, device or self.inference.device).value
 
-    def cache_key(self, stage: str) -> str:
-        """The per-worker cache key of a stage: its models' content and its settings."""
+    def cache_key(self, stage: str, device: str | None = None) -> str:
+        """The per-worker cache key of a stage: its models' content, its settings and the device
+        its models sit on (a reused Python worker may serve tasks that Spark gave other GPUs)."""
         parts = [stage, *(f"{r}={self.ids[r]}" for r in sorted(self.ids)),
-                 repr(dataclasses.astuple(self.inference)), repr(dataclasses.astuple(self.segmentation))]
+                 repr(dataclasses.astuple(self.inference)), repr(dataclasses.astuple(self.segmentation)),
+                 f"device={device or self.inference.device}"]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
     def folder(self, role: str, shipped_root: str | None = None) -> Path:
@@ -146,8 +157,20 @@ class ModelBundle:
             return Path(shipped_root) / role
         return Path(self.folders[role])
 
-    def appeal_finder(self, shipped_root: str | None = None):
-        """Build the detection + stance stages (executor side)."""
+    def batching(self, device) -> dict:
+        """Rows and padded tokens per forward pass on ``device``: the configured CPU ones, or on
+        CUDA a batch bounded by ``inference.cuda_max_tokens_per_batch`` alone (a GPU needs far
+        more rows per pass than a CPU core; the row caps are CPU settings)."""
+        inf = self.inference
+        if _kind(device) == "cuda" and inf.cuda_max_tokens_per_batch is not None:
+            budget = inf.cuda_max_tokens_per_batch  # every row holds >= 1 token: the budget binds
+            return {"detect": budget, "stance": budget, "embed": budget, "max_tokens": budget}
+        return {"detect": inf.detect_batch_size, "stance": inf.stance_batch_size, "embed": inf.embed_batch_size,
+                "max_tokens": inf.max_tokens_per_batch}
+
+    def appeal_finder(self, shipped_root: str | None = None, device: str | None = None):
+        """Build the detection + stance stages (executor side) on ``device`` (default
+        ``inference.device``; a Spark task passes the GPU it was given, ``udfs/devices.py``)."""
         from group_appeal_spark.lib.inference.appeals import AppealFinder
         from group_appeal_spark.lib.inference.detect import MentionDetector
         from group_appeal_spark.lib.inference.embed import MentionKeyer
@@ -155,25 +178,72 @@ class ModelBundle:
 
         f = lambda role: self.folder(role, shipped_root)  # noqa: E731
         inf = self.inference
-        precision = self.precision()  # here, on the executor: its hardware decides `auto`
+        device = device or inf.device
+        precision = self.precision(device)  # here, on the executor: its hardware decides `auto`
+        sizes = self.batching(device)
+        backend = self.backend(device, shipped_root)
         detector = MentionDetector.from_dirs(
-            f("detector"), f("detector_tokenizer"), device=inf.device, precision=precision,
-            batch_size=inf.detect_batch_size, max_tokens=inf.max_tokens_per_batch, window_stride=inf.window_stride)
+            f("detector"), f("detector_tokenizer"), device=device, precision=precision,
+            batch_size=sizes["detect"], max_tokens=sizes["max_tokens"], window_stride=inf.window_stride,
+            onnx_dir=backend.get("detector"))
         stance = StanceClassifier.from_dir(
-            f("stance"), device=inf.device, precision=precision,
-            batch_size=inf.stance_batch_size, max_tokens=inf.max_tokens_per_batch)
+            f("stance"), device=device, precision=precision,
+            batch_size=sizes["stance"], max_tokens=sizes["max_tokens"], onnx_dir=backend.get("stance"))
         keyer = MentionKeyer.from_dir(f("embedder"))
         return AppealFinder(detector, stance, keyer, segmentation=self.segmentation.mode,
                             max_segment_chars=self.segmentation.max_segment_chars)
 
-    def embedder(self, shipped_root: str | None = None):
-        """Build the embedding stage (executor side)."""
+    def embedder(self, shipped_root: str | None = None, device: str | None = None):
+        """Build the embedding stage (executor side) on ``device`` (default ``inference.device``)."""
         from group_appeal_spark.lib.inference.embed import MentionEmbedder
 
-        inf = self.inference
+        device = device or self.inference.device
         return MentionEmbedder.from_dirs(
             self.folder("embedder", shipped_root), self.folder("embedder_config", shipped_root),
-            device=inf.device, precision=self.precision(), batch_size=inf.embed_batch_size)
+            device=device, precision=self.precision(device), batch_size=self.batching(device)["embed"],
+            onnx_dir=self.backend(device, shipped_root).get("embedder"))
+
+    def backend(self, device, shipped_root: str | None = None) -> dict:
+        """The ONNX folder of each stage that runs on ONNX Runtime here (empty: all on torch).
+
+        ``inference.backend``: ``onnx`` where the driver exported the models (``*_onnx`` roles);
+        ``auto`` only for the stages a recorded measurement of this CPU says are faster on it
+        (:func:`lib.models.onnx.choose_backend`); never on a GPU.
+        """
+        from group_appeal_spark.lib.models.onnx import ONNX_ROLES, choose_backend
+
+        if not any(r in self.folders for r in ONNX_ROLES.values()) or _kind(device) != "cpu":
+            return {}
+        folders = {stage: self.folder(role, shipped_root) for stage, role in ONNX_ROLES.items() if role in self.folders}
+        if self.inference.backend == "onnx":
+            return folders
+        chosen = choose_backend(folders, self.precision(device))
+        return {stage: folder for stage, folder in folders.items() if chosen.get(stage) == "onnx"}
+
+
+def _kind(device) -> str:
+    """``cpu``, ``cuda`` or ``mps``: the kind of a device choice, ``auto`` resolved on this machine."""
+    kind = str(device).split(":", 1)[0].strip().lower()
+    if kind != "auto":
+        return kind
+    from group_appeal_spark.lib.models.devices import resolve_device
+
+    return resolve_device(kind).type
+
+
+def onnx_exports(folders: dict, inference: InferenceConfig) -> dict:
+    """The ONNX folders a bundle carries (driver side): for ``backend: onnx`` exported now where
+    missing; for ``auto`` those that exist (``fetch-models --onnx``); none for ``torch`` or a GPU."""
+    if inference.backend == "torch" or str(inference.device).split(":", 1)[0].lower() in ("cuda", "mps"):
+        return {}
+    from group_appeal_spark.lib.models.onnx import ensure_exports, require_onnx
+
+    if inference.backend == "auto":
+        try:
+            require_onnx()
+        except Exception:  # auto without the onnx extra: torch everywhere, as without measurements
+            return {}
+    return ensure_exports(folders, inference.precision, create=inference.backend == "onnx")
 
 
 def bundle_name(bundle: ModelBundle) -> str:

@@ -7,6 +7,7 @@ runs the models (an executor may have other hardware than the driver).
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import threading
 from pathlib import Path
@@ -15,8 +16,8 @@ from group_appeal_spark.lib.choices import Device, Precision
 from group_appeal_spark.lib.errors import ConfigError
 
 # Device and Precision are defined in lib.choices and stay importable from here.
-__all__ = ["Device", "Precision", "bf16_native", "cpu_capability", "finish_precision", "resolve_device",
-           "resolve_precision", "torch_dtype"]
+__all__ = ["Device", "Precision", "bf16_native", "cpu_capability", "cuda_index", "finish_precision", "resolve_device",
+           "resolve_precision", "task_device", "torch_dtype"]
 
 log = logging.getLogger("group_appeal_spark")
 
@@ -48,11 +49,74 @@ def resolve_device(device) -> "torch.device":  # noqa: F821 - torch imported laz
         return torch.device("cpu")
     if choice is Device.CUDA and not torch.cuda.is_available():
         raise ConfigError(f"device: {text!r} was asked for but torch sees no CUDA device; use 'cpu' or 'auto'")
+    if choice is Device.CUDA and index:
+        count = torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            raise ConfigError(f"device: {text!r} was asked for but torch sees {count} CUDA device(s) "
+                              f"(cuda:0..cuda:{count - 1}; CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
     if choice is Device.MPS and not (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     ):
         raise ConfigError(f"device: {text!r} was asked for but torch sees no MPS device; use 'cpu' or 'auto'")
     return torch.device(f"{choice.value}:{index}" if index else choice.value)
+
+
+def cuda_index(address: str, *, visible: str | None = None, count: int | None = None) -> int:
+    """The torch ordinal (``cuda:<n>``) of the GPU a cluster manager assigned as ``address``.
+
+    Spark's ``TaskContext.resources()["gpu"].addresses`` are what the discovery script printed:
+    physical indices (``nvidia-smi``) or UUIDs. Where the cluster manager also narrowed
+    ``CUDA_VISIBLE_DEVICES`` for the process (YARN with GPU isolation, Kubernetes' device plugin),
+    torch numbers only the visible GPUs from 0, so the address is looked up in that list first;
+    otherwise a numeric address is torch's ordinal itself.
+
+    Parameters
+    ----------
+    address : str
+        One GPU address as Spark gives it.
+    visible : str, optional
+        ``CUDA_VISIBLE_DEVICES`` (default: this process's environment).
+    count : int, optional
+        The CUDA devices torch sees (default: ``torch.cuda.device_count()``).
+
+    Raises
+    ------
+    ConfigError
+        When the address is neither in ``CUDA_VISIBLE_DEVICES`` nor an ordinal torch has.
+    """
+    address = str(address).strip()
+    if visible is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    listed = [v.strip() for v in (visible or "").split(",") if v.strip()]
+    if address in listed:
+        return listed.index(address)
+    if count is None:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if address.isdigit() and int(address) < count:
+        return int(address)
+    raise ConfigError(f"inference.device: Spark assigned GPU {address!r} to this task, but torch sees {count} CUDA "
+                      f"device(s) (CUDA_VISIBLE_DEVICES={visible!r}); the GPU discovery script "
+                      f"(spark.executor.resource.gpu.discoveryScript) and the GPUs of the node disagree")
+
+
+def task_device(device, gpu_addresses=()) -> str:
+    """The device one Spark task's models go to, as text (``cpu``, ``cuda:1``...).
+
+    Where Spark assigned GPUs to the task (``spark.task.resource.gpu.amount``), ``cuda`` and
+    ``auto`` mean the first of them (:func:`cuda_index`), so concurrent tasks of an executor
+    use different GPUs instead of all loading onto GPU 0. Without assigned GPUs, and for an
+    explicit ``cuda:N``, ``cpu`` or ``mps``, the choice is returned as it is (``cuda`` is then what
+    torch sees: its current device).
+    """
+    text = str(device.value if isinstance(device, Device) else device).strip().lower()
+    kind, _, index = text.partition(":")
+    choice = Device.parse(kind, key="device")
+    addresses = [str(a) for a in gpu_addresses or ()]
+    if addresses and (choice is Device.AUTO or (choice is Device.CUDA and not index)):
+        return f"cuda:{cuda_index(addresses[0])}"
+    return text
 
 
 def torch_dtype(precision, device="cpu") -> "torch.dtype":  # noqa: F821
@@ -182,7 +246,8 @@ def resolve_precision(precision, device="cpu", *, warn: bool = True) -> Precisio
     """The precision a stage really runs at on this machine.
 
     Call it where the models run (on the executor, when a stage is built): ``auto`` becomes
-    ``bf16`` where ``device`` computes bf16 natively (:func:`bf16_native`), else ``fp32``. An
+    ``bf16`` where ``device`` computes bf16 natively (:func:`bf16_native`), else ``fp16`` on CUDA
+    and ``fp32`` elsewhere. An
     explicit ``bf16`` on a CPU or CUDA device without native bf16 is kept, with one warning per
     process and device kind (Python workers are reused across tasks: no per-task repetition).
 
@@ -197,6 +262,8 @@ def resolve_precision(precision, device="cpu", *, warn: bool = True) -> Precisio
     target = resolve_device(device)
     native = bf16_native(target)
     if choice is Precision.AUTO:
+        if target.type == "cuda":  # every CUDA GPU computes fp16 in hardware; bf16 needs compute 8.0+
+            return Precision.BF16 if native else Precision.FP16
         return Precision.BF16 if native else Precision.FP32
     if warn and not native and target.type in ("cpu", "cuda"):
         with _warned_lock:

@@ -1,0 +1,110 @@
+"""A standalone cluster whose worker announces two (fake) GPUs: each task gets its own cuda:N.
+
+The worker announces GPUs 0 and 1 through a discovery script (``spark.worker.resource.gpu.amount``,
+``spark.worker.resource.gpu.discoveryScript``); the application asks for one GPU per task. No
+GPU exists: only torch's CUDA calls inside the tasks are faked (tests/jobs/gpu_cluster_driver.py).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyspark
+import pytest
+from paths import ROOT
+
+pytestmark = pytest.mark.spark
+
+SPARK_BIN = Path(pyspark.__file__).parent / "bin"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster(tmp_path_factory):
+    if not (SPARK_BIN / "spark-class").exists():
+        pytest.skip("spark-class is not in the installed pyspark")
+    folder = tmp_path_factory.mktemp("gpu-cluster")
+    script = folder / "gpus.sh"
+    script.write_text('#!/bin/sh\necho \'{"name":"gpu","addresses":["0","1"]}\'\n')
+    script.chmod(0o755)
+    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
+    env = {**os.environ, "SPARK_NO_DAEMONIZE": "1", "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_WORKER_OPTS": f"-Dspark.worker.resource.gpu.amount=2 "
+                                f"-Dspark.worker.resource.gpu.discoveryScript={script}"}
+    procs = []
+    try:
+        for name, args in (("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port",
+                                       str(port), "--webui-port", str(ui)]),
+                           ("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2",
+                                       "--memory", "2g", "--work-dir", str(folder / "work"), "--webui-port",
+                                       str(worker_ui), f"spark://127.0.0.1:{port}"])):
+            with open(folder / f"{name}.log", "w") as log:
+                procs.append(subprocess.Popen([str(SPARK_BIN / "spark-class"), *args], env=env, stdout=log,
+                                              stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + 90
+        while "Successfully registered with master" not in (folder / "worker.log").read_text():
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                pytest.fail("the standalone master and worker did not come up:\n"
+                            + (folder / "worker.log").read_text()[-3000:])
+            time.sleep(1)
+        yield {"master": f"spark://127.0.0.1:{port}", "script": script, "folder": folder}
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def gpu_run(gpu_cluster):
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT.parent)}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("gpu_cluster_driver.py")),
+                           gpu_cluster["master"], str(gpu_cluster["script"])],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    logs = "".join(p.read_text(errors="replace") for p in (gpu_cluster["folder"] / "work").glob("*/*/stderr"))
+    return json.loads(done.stdout.strip().splitlines()[-1]), logs
+
+
+def test_every_task_resolves_its_own_gpu(gpu_run):
+    found, _ = gpu_run
+    tasks = found["tasks"]
+    assert len(tasks) == 4
+    assert all(t["device"] == f"cuda:{t['gpus']}" for t in tasks)  # each from its own resources
+    assert {t["device"] for t in tasks} == {"cuda:0", "cuda:1"}
+    for a in tasks:  # tasks that ran at the same time held different GPUs
+        for b in tasks:
+            if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
+                assert a["device"] != b["device"], tasks
+
+
+def test_the_devices_reach_the_driver_and_the_executor_log(gpu_run):
+    found, logs = gpu_run
+    assert found["devices"] == {"recorded": True, "by_stage": {"appeals": ["cuda:0", "cuda:1"]}}
+    assert "runs appeals on cuda:0 (Spark GPUs of the task: 0)" in logs
+    assert "runs appeals on cuda:1 (Spark GPUs of the task: 1)" in logs
+
+
+def test_cuda_on_executors_without_a_gpu_stops_with_one_line(gpu_run):
+    found, _ = gpu_run
+    # the real torch on the executors: Spark assigned GPU 0/1, torch (a CPU build) has none
+    assert found["probe_error"].startswith("inference.device: Spark assigned GPU '")
+    assert "but torch sees 0 CUDA device(s)" in found["probe_error"] and "\n" not in found["probe_error"]

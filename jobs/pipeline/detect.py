@@ -17,7 +17,7 @@ from group_appeal_spark.jobs.storage.readers import read_documents
 from group_appeal_spark.jobs.storage.tables import read_table, write_table
 from group_appeal_spark.jobs.timing import StageTimer
 from group_appeal_spark.jobs.transforms import detect_appeals, embed_mentions
-from group_appeal_spark.jobs.transforms.appeals import check_document_columns, check_unique_ids, count_duplicate_ids
+from group_appeal_spark.jobs.transforms.documents import check_document_columns, check_unique_ids, count_duplicate_ids
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
 from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.udfs.hooks import UdfHooks

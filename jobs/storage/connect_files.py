@@ -64,6 +64,17 @@ class LocalFileSystem(FileSystem):
         self.delete(path)
         os.rename(self._local(staged), self._local(path))
 
+    def list_names(self, folder):
+        local = self._local(folder)
+        if not os.path.isdir(local):
+            return []
+        return sorted(n for n in os.listdir(local) if os.path.isfile(os.path.join(local, n)))
+
+    def rename(self, src, dst):
+        target = self._local(dst)
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        os.rename(self._local(src), target)
+
 
 class SparkOnlyFileSystem(FileSystem):
     """Paths that only a Connect server's Spark reaches: everything through DataFrame reads and writes."""
@@ -124,6 +135,12 @@ class SparkOnlyFileSystem(FileSystem):
     def move_into_place(self, staged, path):
         raise ConnectUnsupported(f"cannot move {staged} to {path} through Spark Connect")
 
+    def list_names(self, folder):
+        raise ConnectUnsupported(f"cannot list {folder} file by file through Spark Connect")
+
+    def rename(self, src, dst):
+        raise ConnectUnsupported(f"cannot move {src} to {dst} through Spark Connect")
+
 
 class ConnectFileSystem(FileSystem):
     """A Connect session's: each path to Python's filesystem where this machine sees it as Spark
@@ -167,6 +184,12 @@ class ConnectFileSystem(FileSystem):
     def move_into_place(self, staged, path):
         self._route(path).move_into_place(staged, path)
 
+    def list_names(self, folder):
+        return self._route(folder).list_names(folder)
+
+    def rename(self, src, dst):
+        self._route(dst).rename(src, dst)
+
 
 def client_path(spark, path: str) -> str | None:
     """On Connect: where this machine sees ``path`` exactly as Spark does, or None.
@@ -200,4 +223,3 @@ def _not_found(exc: Exception) -> bool:
     except Exception:
         name = None
     return name == "PATH_NOT_FOUND" or "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc)
-

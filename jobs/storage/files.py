@@ -65,3 +65,11 @@ class FileSystem:
         """Replace ``path`` by ``staged`` (a finished table folder)."""
         raise NotImplementedError
 
+    def list_names(self, folder: str) -> list[str]:
+        """The names of the files directly in ``folder`` (none when it is missing), sorted."""
+        raise NotImplementedError
+
+    def rename(self, src: str, dst: str) -> None:
+        """Move the file ``src`` to ``dst`` (its folder made where missing); ``dst`` must not exist."""
+        raise NotImplementedError
+

@@ -77,3 +77,15 @@ class HadoopFileSystem(FileSystem):
         if not fs.rename(src, dst):
             raise GroupAppealSparkError(f"output: could not move the finished table {staged} to {path}")
 
+    def list_names(self, folder):
+        hpath, fs = self._fs(folder)
+        if not fs.exists(hpath):
+            return []
+        return sorted(str(st.getPath().getName()) for st in fs.listStatus(hpath) if st.isFile())
+
+    def rename(self, src, dst):
+        s, fs = self._fs(src)
+        d, _ = self._fs(dst)
+        fs.mkdirs(d.getParent())
+        if not fs.rename(s, d):
+            raise GroupAppealSparkError(f"output: could not move {src} to {dst}")

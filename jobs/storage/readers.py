@@ -6,6 +6,8 @@ CSV line, text that is not a string, invalid UTF-8) instead of failing the read.
 
 from __future__ import annotations
 
+import dataclasses
+
 from group_appeal_spark.jobs import catalog
 from group_appeal_spark.jobs.storage.filesystem import filesystem, first_line
 from group_appeal_spark.jobs.transforms.columns import INPUT_ERROR, valid_utf8
@@ -26,14 +28,24 @@ def check_input_given(cfg: InputConfig) -> None:
         raise InputError(NO_INPUT)
 
 
-def read_documents(spark, cfg: InputConfig):
+def read_documents(spark, cfg: InputConfig, paths: list[str] | None = None):
     """Read the input (``input.path`` or the catalog table ``input.table``) as a DataFrame; errors
-    name the path and format, or the table."""
-    if cfg.table:
+    name the path and format, or the table. ``paths``: these files instead of ``input.path``, in
+    ``input.format`` (a stream's micro-batch)."""
+    if cfg.format == "cloudfiles":
+        if paths is None:
+            raise InputError("input.format cloudfiles (Databricks Auto Loader) lists new files for the stream job "
+                             "only; here give the files' own format (json, parquet...)")
+        real = {k.lower(): v for k, v in cfg.options.items()}.get("cloudfiles.format")
+        options = {k: v for k, v in cfg.options.items() if not k.lower().startswith("cloudfiles.")}
+        cfg = dataclasses.replace(cfg, format=str(real).lower(), options=options)
+    if paths is not None:
+        cfg = dataclasses.replace(cfg, path=list(paths), table=None)  # Spark's readers take a list of paths
+    elif cfg.table:
         return catalog.read_input_table(spark, cfg)
-    if not cfg.path:  # the jobs refuse this at start-up (check_input_given); a notebook caller learns here
+    elif not cfg.path:  # the jobs refuse this at start-up (check_input_given); a notebook caller learns here
         raise InputError(NO_INPUT)
-    if not filesystem(spark).exists(cfg.path):
+    elif not filesystem(spark).exists(cfg.path):
         raise InputError(f"input: {cfg.path} does not exist (or is not readable)")
     reader = spark.read.options(**{k: str(v) for k, v in cfg.options.items()})
     try:

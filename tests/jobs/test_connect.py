@@ -173,6 +173,18 @@ def test_run_job_through_connect_matches_classic(sides):
     assert summary["mentions"] == len(pd.read_parquet(classic_run / "mentions"))
 
 
+def test_stream_job_through_connect_matches_the_run(sides):
+    work, _, classic_run = sides
+    out = work / "stream-out"
+    _assert_mentions_equal(pd.read_parquet(out / "mentions"), pd.read_parquet(classic_run / "mentions"))
+    # every key into the run's own clusters: the ids the run gave them
+    mine = _sorted(pd.read_parquet(out / "clusters"), ["mention_key"])
+    run = _sorted(pd.read_parquet(work / "run-out" / "clusters"), ["mention_key"])
+    assert list(mine["mention_key"]) == list(run["mention_key"]) and list(mine["cluster_id"]) == list(run["cluster_id"])
+    state = json.loads((out / "summary.json").read_text())
+    assert state["job"] == "stream" and state["input_rows"] == len(_documents()) and state["reconciled"] is True
+
+
 def test_storage_through_spark_alone(sides):
     """The Connect route for paths only Spark reaches (forced here on local paths)."""
     work = sides[0]
@@ -234,6 +246,12 @@ def _connect_side(url: str, work: Path, corpus: str) -> None:
     assert run_job.main(_run_args(corpus, work / "run-out") + ["--remote", url]) == 0
     spark = SparkSession.getActiveSession()
     assert type(spark).__module__.startswith("pyspark.sql.connect"), type(spark)
+    # (b') the stream job: foreachBatch runs in the server's Python process, with the config, the
+    # models and the cluster model pickled to it
+    from group_appeal_spark.jobs import stream as stream_job
+
+    assert stream_job.main(["--input", corpus, "--input-format", "parquet", "--output", str(work / "stream-out"),
+                            "--cluster-model", str(work / "run-out" / "cluster_model"), "--remote", url]) == 0
 
     errors = {}
     for name, argv in (("missing_input", ["--input", str(work / "nothing"), "--output", str(work / "o1")]),

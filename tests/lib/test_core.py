@@ -266,7 +266,7 @@ def test_choice_enums_are_defined_once():
     ("SegmentationMode", "words", None, r"^invalid segmentation mode 'words'; expected one of: 'sentence', 'none'$"),
     ("InputFormat", "jsnol", "input.format",
      r"^input.format: invalid value 'jsnol'; expected one of: 'parquet', 'csv', 'json', 'text', 'delta', 'orc', "
-     r"'avro'$"),
+     r"'avro', 'cloudfiles'$"),
     ("Metric", None, "clustering.metric", r"^clustering.metric: invalid value None; expected one of: 'silhouette', 'nmi'$"),
     ("WriteMode", ["error"], "output.mode", r"^output.mode: invalid value \['error'\]; expected one of: 'error', "),
 ])

@@ -72,7 +72,8 @@ def _table(out, name):
 
 
 def test_run_writes_every_documented_output(run_output):
-    for name in ("mentions", "errors", "documents", "mention_embeddings", "clusters", "k_search", "cluster_summary"):
+    for name in ("mentions", "errors", "documents", "segments", "mention_embeddings", "clusters", "k_search",
+                 "cluster_summary"):
         assert (run_output / name).is_dir(), name
     # cluster_model/ (for `assign`) was added in 0.1.x: a deliberate contract addition
     assert (run_output / "cluster_model" / "model.json").is_file() and (run_output / "cluster_model" / "keys.json").is_file()
@@ -81,7 +82,11 @@ def test_run_writes_every_documented_output(run_output):
         "prob_neutral", "mention_key", "score", "seg_start", "seg_end"]
     assert list(_table(run_output, "errors").columns) == ["doc_id", "party", "stage", "error"]
     assert list(_table(run_output, "documents").columns) == [
-        "doc_id", "party", "n_segments", "n_mentions", "n_positive", "n_negative", "n_neutral", "error"]
+        "doc_id", "party", "n_segments", "n_mentions", "n_positive", "n_negative", "n_neutral", "error",
+        "n_segments_with_mentions"]  # added in 0.1.x, at the end: a deliberate contract change
+    assert list(_table(run_output, "segments").columns) == [
+        "doc_id", "party", "seg_idx", "seg_start", "seg_end", "n_tokens", "n_mentions", "n_positive", "n_negative",
+        "n_neutral"]
     assert list(_table(run_output, "mention_embeddings").columns) == ["mention_key", "mention", "count", "embedding"]
     assert list(_table(run_output, "clusters").columns) == [
         "mention_key", "mention", "count", "cluster_id", "distance_to_centroid", "category"]

@@ -9,7 +9,8 @@ import re
 import pytest
 from group_appeal_spark.jobs import detect as detect_job
 from group_appeal_spark.jobs.storage import readers
-from group_appeal_spark.jobs.transforms.appeals import count_duplicate_ids, prepare_documents
+from group_appeal_spark.jobs.transforms.appeals import prepare_documents
+from group_appeal_spark.jobs.transforms.documents import count_duplicate_ids
 from group_appeal_spark.lib.choices import DuplicateIds
 from group_appeal_spark.lib.config import load_config
 from group_appeal_spark.lib.errors import ConfigError, InputError

@@ -25,6 +25,7 @@ _API = {
     "cluster_mentions": "group_appeal_spark.jobs.transforms",
     "assign_clusters": "group_appeal_spark.jobs.transforms",
     "watch_progress": "group_appeal_spark.jobs.progress",
+    "stream_appeals": "group_appeal_spark.jobs.pipeline.stream",
 }
 
 

@@ -14,6 +14,7 @@ JOBS = {
     "detect": ("group_appeal_spark.jobs.detect", "documents -> mentions with stance, and mention embeddings"),
     "cluster": ("group_appeal_spark.jobs.cluster", "mention embeddings -> k search and clusters"),
     "assign": ("group_appeal_spark.jobs.assign", "mention embeddings -> the clusters of a saved cluster model"),
+    "stream": ("group_appeal_spark.jobs.stream", "new files or rows only -> the same tables and clusters, exactly once"),
     "sample": ("group_appeal_spark.jobs.sample", "a run's segments -> a stratified coding sheet for validation"),
     "validate": ("group_appeal_spark.jobs.validate", "a coded sheet -> accuracy and error-corrected estimates"),
     "fetch-models": ("group_appeal_spark.jobs.fetch_models", "snapshot the models for clusters without internet"),

@@ -61,7 +61,8 @@ MODEL_FLAGS = ("models and inference", (
     Flag("--embedder-dir", "a custom embedder folder (e.g. from `train-embedder`); sets "
          "models.embedder.local_dir and models.embedder_config.local_dir"),
     Flag("--device", "cpu | cuda | cuda:N | mps | auto", "inference.device"),
-    Flag("--precision", "fp32 (identical to the reference) | auto (bf16 where the hardware has it, else fp32) | "
+    Flag("--precision", "fp32 (identical to the reference) | auto (bf16 where the hardware has it, else fp32; fp16 "
+         "on CUDA) | "
          "bf16 | fp16 | int8 (CPU: dynamic int8 quantisation)", "inference.precision"),
     Flag("--tiny-models", "OFFLINE SMOKE TEST ONLY: build tiny random-weight models of the real architectures "
          "and use them; exercises the whole pipeline, outputs are meaningless", options={"action": "store_true"}),
@@ -90,6 +91,8 @@ COMMON_FLAGS = (None, (
          "is still required", "output.table_prefix", {"metavar": "PREFIX"}),
     Flag("--overwrite", "replace an existing output; default is to refuse", "output.mode=overwrite",
          {"action": "store_true", "default": None}),
+    Flag("--mlflow", "log the job to MLflow (the mlflow extra): config, counts, k search, artifacts; a tracking "
+         "failure is one warning", "tracking.mlflow", {"action": "store_true", "default": None}),
     Flag("--log-level", "DEBUG | INFO | WARNING (default INFO)", options={"default": "INFO"}),
 ))
 # Stored as the master: build_session takes an sc:// master as a Connect server, so every job

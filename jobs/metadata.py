@@ -96,15 +96,25 @@ def run_metadata(spark, config, bundle=None) -> dict:
     meta["versions"] = software_versions()
     meta["spark"] = spark_facts(spark)
     meta["precision"] = precision_facts(config)
+    if bundle is not None:  # the devices the model tasks ran on (jobs/devices.py)
+        from group_appeal_spark.jobs.devices import devices_used
+
+        meta["devices"] = devices_used(spark)
     return meta
 
 
 
 def write_summary(spark, config, counts: dict, timer, *, published: dict, bundle=None,
-                  name: str = "summary.json", **extra) -> dict:
+                  name: str = "summary.json", job: str = "detect", track: bool = True, **extra) -> dict:
     """Write ``<output>/<name>``: ``counts``, ``extra``, the catalog tables published, stage seconds,
-    the effective config and :func:`run_metadata`; returns what was written."""
+    the effective config and :func:`run_metadata`; returns what was written. With
+    ``tracking.mlflow``, also logs the ``job`` to MLflow (``jobs/tracking.py``; never fails the job),
+    unless ``track`` is false (a stream's summary after each micro-batch: it is logged at its refreshes)."""
+    from group_appeal_spark.jobs.tracking import track_job
+
     summary = {**counts, **extra, "catalog_tables": published, "stage_seconds": timer.seconds,
                "config": config.to_dict(), **run_metadata(spark, config, bundle)}
     filesystem(spark).write_text(summary_json(summary), join_path(config.output.path, name))
+    if track:
+        track_job(spark, config, summary, job=job, summary_name=name)
     return summary

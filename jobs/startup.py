@@ -10,9 +10,12 @@ import re
 import sys
 
 from group_appeal_spark.jobs import catalog
+from group_appeal_spark.jobs.devices import check_cluster_gpus
+from group_appeal_spark.jobs.memory import check_memory
 from group_appeal_spark.jobs.executors import executors_are_local, prepare_executors
 from group_appeal_spark.jobs.flags import config_from_args
-from group_appeal_spark.jobs.session import build_session
+from group_appeal_spark.jobs.session import build_session, is_connect
+from group_appeal_spark.jobs.storage.files import first_line
 from group_appeal_spark.jobs.storage.readers import check_input_given
 from group_appeal_spark.jobs.storage.run_state import check_output_free
 from group_appeal_spark.jobs.storage.tables import check_output_writable
@@ -96,14 +99,30 @@ def check_early(config) -> None:
 
 
 def check_device(spark, config) -> None:
-    """``inference.device: cuda`` on local executors (this machine) needs a GPU torch can see."""
+    """``inference.device: cuda`` needs a GPU torch can see: on this machine for local executors,
+    else on the executors, asked by one probe task per slot (``jobs/devices.py``)."""
     device = str(config.inference.device)
-    if device.split(":", 1)[0].lower() == "cuda" and executors_are_local(spark):
+    if device.split(":", 1)[0].lower() != "cuda":
+        return
+    if executors_are_local(spark):
         import torch
 
         if not torch.cuda.is_available():
             raise ConfigError(f"inference.device: {device!r}, but torch sees no CUDA GPU on this machine (a CPU build "
                               f"of torch, or no driver); use --device cpu or auto")
+    elif not is_connect(spark):  # a Connect client cannot run a probe it could trust the GPUs of
+        check_cluster_gpus(spark, device)
+
+
+def check_schema_ddl(spark, config):
+    """``input.schema`` as a StructType (Spark's own DDL parser, classic or Connect), or None."""
+    if config.input.schema is None:
+        return None
+    try:
+        return spark.createDataFrame([], config.input.schema).schema
+    except Exception as exc:
+        raise ConfigError(f"input.schema: {config.input.schema!r} is not a DDL schema ({first_line(exc)}); e.g. "
+                          f"'id STRING, text STRING, party STRING'") from None
 
 
 def start(args, app_name: str, tables=()):
@@ -122,6 +141,8 @@ def start(args, app_name: str, tables=()):
     bundle = resolve_models(config, timer)
     spark = session(config, app_name, args.master)
     check_device(spark, config)
+    check_memory(spark, config, bundle)  # a model-running Python worker fits (jobs/memory.py)
+    check_schema_ddl(spark, config)
     catalog.check_input_table(spark, config.input)
     catalog.check_targets(spark, config, tables, replace=catalog.replacing(config, args.resume))
     if args.resume:

@@ -15,6 +15,7 @@ from group_appeal_spark.lib.errors import ConfigError
 __all__ = [
     "STANCES",
     "Allocation",
+    "Backend",
     "ClusterBackend",
     "Device",
     "DuplicateIds",
@@ -88,14 +89,22 @@ class Device(_Choice):
 
 class Precision(_Choice):
     """Weights and activations precision (``inference.precision``); ``fp32`` gives the reference's
-    numbers; ``auto`` is bf16 where the device runs it natively, else fp32, decided where the
-    models run; ``int8`` is dynamic int8 quantisation of the Linear layers (CPU only)."""
+    numbers; ``auto`` is bf16 where the device runs it natively, else fp16 on CUDA and fp32
+    elsewhere, decided where the models run; ``int8`` is dynamic int8 quantisation of the Linear layers (CPU only)."""
 
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
     INT8 = "int8"
     AUTO = "auto"
+
+
+class Backend(_Choice):
+    """What runs the three models on a CPU (``inference.backend``); on a GPU always torch."""
+
+    TORCH = "torch"
+    ONNX = "onnx"  # ONNX Runtime on the exports the driver made (the onnx extra)
+    AUTO = "auto"  # onnx only for the stages a recorded measurement of this CPU says are faster
 
 
 class SegmentationMode(_Choice):
@@ -141,6 +150,9 @@ class InputFormat(_Choice):
     DELTA = "delta"
     ORC = "orc"
     AVRO = "avro"
+    # Databricks Auto Loader: the stream job only (it lists new files; cloudFiles.format in
+    # input.options says how each file is read)
+    CLOUD_FILES = "cloudfiles"
 
 
 class OutputFormat(_Choice):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from group_appeal_spark.lib.choices import (
+    Backend,
     ClusterBackend,
     Device,
     DuplicateIds,
@@ -43,6 +44,7 @@ from group_appeal_spark.lib.table_names import TablePrefix, parse_table
 CHOICE_KEYS = {
     "models.ship": ShipMode,
     "inference.precision": Precision,
+    "inference.backend": Backend,
     "input.format": InputFormat,
     "input.duplicate_ids": DuplicateIds,
     "segmentation.mode": SegmentationMode,
@@ -85,6 +87,9 @@ class InferenceConfig:
     stance_batch_size: int = 32
     embed_batch_size: int = 128
     max_tokens_per_batch: int | None = 1024
+    cuda_max_tokens_per_batch: int | None = 16384
+    backend: str = "torch"
+    memory_check: bool = True
     window_stride: int = 128
     torch_threads: int | None = None
     partitions: int | None = None
@@ -102,6 +107,7 @@ class InputConfig:
     carry_cols: list[str] = dataclasses.field(default_factory=list)
     chunks: int = 1
     options: dict[str, str] = dataclasses.field(default_factory=dict)
+    schema: str | None = None  # the stream's input columns, a DDL string (checked by Spark at start)
 
     @property
     def carried(self) -> list[str]:
@@ -144,6 +150,13 @@ class OutputConfig:
 
 
 @dataclasses.dataclass
+class TrackingConfig:
+    mlflow: bool = False
+    experiment: str | None = None
+    register_model: str | None = None
+
+
+@dataclasses.dataclass
 class JobConfig:
     models: ModelsConfig = dataclasses.field(default_factory=ModelsConfig)
     inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
@@ -151,6 +164,7 @@ class JobConfig:
     segmentation: SegmentationConfig = dataclasses.field(default_factory=SegmentationConfig)
     clustering: ClusteringConfig = dataclasses.field(default_factory=ClusteringConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
     spark: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def validate(self) -> "JobConfig":
@@ -168,6 +182,16 @@ class JobConfig:
             _positive(f"inference.{key}", getattr(inf, key))
         if inf.max_tokens_per_batch is not None:
             _positive("inference.max_tokens_per_batch", inf.max_tokens_per_batch)
+        if inf.cuda_max_tokens_per_batch is not None:
+            _positive("inference.cuda_max_tokens_per_batch", inf.cuda_max_tokens_per_batch)
+        if not isinstance(inf.memory_check, bool):
+            raise ConfigError(f"inference.memory_check: {inf.memory_check!r} must be true or false")
+        if inf.backend == "onnx" and str(inf.device).split(":", 1)[0].lower() in ("cuda", "mps"):
+            raise ConfigError(f"inference.backend: onnx runs on the CPU (ONNX Runtime's CPU provider), not on "
+                              f"inference.device {inf.device!r}; use backend torch there")
+        if inf.backend == "onnx" and inf.precision in ("bf16", "fp16"):
+            raise ConfigError(f"inference.backend: onnx runs fp32 or int8 (inference.precision), not "
+                              f"{inf.precision!r}; use backend torch for {inf.precision}")
         if inf.torch_threads is not None:
             _positive("inference.torch_threads", inf.torch_threads)
         if inf.partitions is not None:
@@ -202,6 +226,10 @@ class JobConfig:
         self._check_columns()
         self._check_group_by()
         self._check_tables()
+        for key in ("experiment", "register_model"):
+            name = getattr(self.tracking, key)
+            if name is not None and not name.strip():
+                raise ConfigError(f"tracking.{key}: {name!r} must be a name (or null)")
         return self
 
     def _check_columns(self) -> None:
@@ -370,6 +398,8 @@ def _apply(obj, data: dict, prefix: str):
             changes[key] = _apply(current, value, f"{dotted}.")
         elif dotted == "spark":  # Spark settings add up, key by key, over defaults, file and --set
             changes[key] = {**_spark_settings(current), **_spark_settings(value)}
+        elif dotted == "input.options":  # reader options too: --set input.options.header=true adds one
+            changes[key] = {**current, **_coerce(dotted, value, hints[key])}
         else:
             changes[key] = _coerce(dotted, value, hints[key])
     return dataclasses.replace(obj, **changes)
@@ -403,11 +433,21 @@ def _coerce(key: str, value, hint):
         raise ConfigError(f"{key}: {value!r} must be a list of strings")
     if origin is dict:
         if isinstance(value, dict):
-            return dict(value)
+            # --set input.options.cloudFiles.format=json nests by the dots: a reader option's name keeps them
+            return dict(_flat_keys(value))
         raise ConfigError(f"{key}: {value!r} must be a mapping")
     if hint is typing.Any:
         return value
     raise ConfigError(f"{key}: unsupported type {hint}")
+
+
+def _flat_keys(tree: dict, prefix: str = ""):
+    """(dotted key, value) of a nested mapping's leaves."""
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            yield from _flat_keys(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
 
 
 def group_columns(group_by: list[str] | None, carried: list[str]) -> list[str]:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ["lib/inference", "lib/models", "lib/clustering", "lib/training", "lib/validation", "lib", "udfs", "jobs",
-           "jobs/pipeline", "jobs/storage", "jobs/transforms", "group_appeal_spark/testing"]
+           "jobs/pipeline", "jobs/storage", "jobs/transforms", "group_appeal_spark/testing",
+           "group_appeal_spark/ml"]
 
 
 def _map_rows() -> dict:

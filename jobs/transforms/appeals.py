@@ -13,12 +13,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from group_appeal_spark.jobs.devices import record_devices
 from group_appeal_spark.jobs.executors import ship_models
 from group_appeal_spark.jobs.session import is_connect
 from group_appeal_spark.jobs.transforms.columns import DOC_ID, INPUT_ERROR, SEGMENT_COLUMNS, valid_utf8
+from group_appeal_spark.jobs.transforms.documents import (
+    sortable_columns,
+    check_document_columns,
+    check_streamable,
+    check_unique_ids,
+)
 from group_appeal_spark.lib.choices import STANCES
 from group_appeal_spark.lib.config import JobConfig, as_job_config
-from group_appeal_spark.lib.errors import InputError
 from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.udfs.appeals import make_appeals_udf
 from group_appeal_spark.udfs.embed import make_embed_udf
@@ -58,59 +64,6 @@ class AppealsResult:
         """Drop the cached model results once the tables are written."""
         if self.cached is not None:
             self.cached.unpersist()
-
-
-@dataclasses.dataclass(frozen=True)
-class DuplicateIdCounts:
-    """The rows of the input that share a document id (all zero without an id column)."""
-
-    ids: int       # distinct ids that occur more than once
-    rows: int      # rows carrying such an id (so rows - ids are the extra copies)
-    examples: list  # a few of those ids, smallest first (as text)
-
-
-def count_duplicate_ids(df: DataFrame, config: JobConfig, *, n_examples: int = 5) -> DuplicateIdCounts:
-    """Count the rows whose (non-null) id occurs more than once; one aggregation over the ids."""
-    id_col = config.input.id_col
-    if id_col not in df.columns:
-        return DuplicateIdCounts(0, 0, [])  # generated ids are unique by construction
-    repeated = df.where(F.col(id_col).isNotNull()).groupBy(id_col).count().where(F.col("count") > 1)
-    totals = repeated.agg(F.count(F.lit(1)).alias("ids"), F.coalesce(F.sum("count"), F.lit(0)).alias("rows")).first()
-    examples = []
-    if totals["ids"]:
-        # a top-n sort, not a collect of every repeated id: archives may hold millions
-        examples = [str(r[0]) for r in repeated.select(id_col).orderBy(id_col).limit(n_examples).collect()]
-    return DuplicateIdCounts(int(totals["ids"]), int(totals["rows"]), examples)
-
-
-def check_unique_ids(df: DataFrame, config: JobConfig) -> DuplicateIdCounts:
-    """Raise InputError when ids repeat (``input.duplicate_ids: error``); returns the counts."""
-    found = count_duplicate_ids(df, config)
-    if found.ids:
-        shown = ", ".join(map(repr, found.examples)) + (", ..." if found.ids > len(found.examples) else "")
-        raise InputError(
-            f"input: {found.ids} document id(s) occur more than once in column {config.input.id_col!r} "
-            f"({found.rows} rows), e.g. {shown}; make the ids unique, or set input.duplicate_ids to "
-            f"keep (process every row) or first (process one row per id, report the others)")
-    return found
-
-
-def _sortable(df: DataFrame, columns: list[str]) -> list[str]:
-    """The columns Spark can order by (a map, even nested, cannot be compared)."""
-    return [c for c in columns if "map<" not in df.schema[c].dataType.simpleString()]
-
-
-def check_document_columns(df: DataFrame, config: JobConfig) -> None:
-    """The text and carried columns are there, and the text is a string column (InputError if not)."""
-    cfg = config.input
-    missing = [c for c in [cfg.text_col, *cfg.carry_cols] if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"input: column(s) {', '.join(map(repr, missing))} not found; the input has: {', '.join(df.columns)}. "
-            f"Set --text-col / --carry-cols (input.text_col / input.carry_cols)")
-    text_type = df.schema[cfg.text_col].dataType.simpleString()
-    if text_type != "string":
-        raise InputError(f"input: column {cfg.text_col!r} has type {text_type}; expected text (string)")
 
 
 def prepare_documents(df: DataFrame, config: JobConfig, *, ids_checked: bool = False) -> DataFrame:
@@ -153,7 +106,7 @@ def prepare_documents(df: DataFrame, config: JobConfig, *, ids_checked: bool = F
     elif has_id and cfg.duplicate_ids == "first":
         # a row that can be processed wins over one already known bad; then every column decides
         first = Window.partitionBy(cfg.id_col).orderBy(
-            error.isNotNull(), *[F.col(c).asc_nulls_first() for c in _sortable(df, source_cols)])
+            error.isNotNull(), *[F.col(c).asc_nulls_first() for c in sortable_columns(df, source_cols)])
         df = df.withColumn("__copy", F.row_number().over(first))
         error = F.coalesce(error, F.when(F.col("__copy") > 1, F.lit(
             f"duplicate document id (input.duplicate_ids=first): kept another row with this id ({cfg.id_col})")))
@@ -230,14 +183,18 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
     """
     config = as_job_config(config)
     spark = df.sparkSession
-    docs = prepare_documents(df, config, ids_checked=ids_checked)
+    streaming = df.isStreaming
+    if streaming:
+        check_streamable(df, config)
+    docs = prepare_documents(df, config, ids_checked=ids_checked or streaming)
     if chunk is not None and chunk[1] > 1:
         docs = docs.where(F.pmod(F.xxhash64(DOC_ID), F.lit(chunk[1])) == chunk[0])
-    docs = spread_for_models(docs, model_partitions(spark, config, df), DOC_ID, ties=("__text",),
-                             sort_by="__text" if config.inference.sort_by_length else None)
+    if not streaming:  # a stream's rows are neither counted, shuffled nor sorted: each batch as it comes
+        docs = spread_for_models(docs, model_partitions(spark, config, df), DOC_ID, ties=("__text",),
+                                 sort_by="__text" if config.inference.sort_by_length else None)
     carried = config.input.carried
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
-    find = make_appeals_udf(bundle, hooks)
+    find = make_appeals_udf(bundle, record_devices(spark, hooks))  # summary.json's devices
     # A row already known bad reaches the UDF as null (Spark evaluates a Python UDF on every
     # row, even under when()), and its own reason replaces the UDF's.
     known_bad = F.struct(F.array().cast(APPEALS_ARRAY).alias("appeals"), F.lit(0).alias("n_segments"),
@@ -250,8 +207,10 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
         F.when(F.col(INPUT_ERROR).isNotNull(), known_bad).otherwise(F.col("r0")).alias("r"))
     if with_text:
         results = _with_segment_texts(results)
-    # One pass of the models feeds mentions, errors and the documents table.
-    results = results.persist(StorageLevel.MEMORY_AND_DISK)
+    # One pass of the models feeds mentions, errors and the documents table (a stream's tables are
+    # each their own query: stream_appeals runs one pass per micro-batch instead).
+    if not streaming:
+        results = results.persist(StorageLevel.MEMORY_AND_DISK)
     extra = ["segment_text"] if with_text else []
     mentions = results.select(DOC_ID, *carried, F.explode("r.appeals").alias("a")) \
         .select(DOC_ID, *carried, *[F.col(f"a.{c}").alias(c) for c in MENTION_COLUMNS + extra])
@@ -267,7 +226,7 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
     segments = results.select(DOC_ID, *carried, *(["__text"] if with_text else []),
                               F.explode("r.segments").alias("g")) \
         .select(DOC_ID, *carried, *[F.col(f"g.{c}").alias(c) for c in SEGMENT_COLUMNS], *text)
-    return AppealsResult(mentions, errors, documents, segments, results)
+    return AppealsResult(mentions, errors, documents, segments, None if streaming else results)
 
 
 def _count_stance(stance: str):
@@ -307,6 +266,6 @@ def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | No
     config = as_job_config(config)
     spark = mentions.sparkSession
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
-    embed = make_embed_udf(bundle, hooks)
+    embed = make_embed_udf(bundle, record_devices(spark, hooks))
     keys = spread_for_models(distinct_mentions(mentions), model_partitions(spark, config), "mention_key")
     return keys.select("mention_key", "mention", "count", embed(F.col("mention_key")).alias("embedding"))

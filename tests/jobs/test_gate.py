@@ -26,9 +26,10 @@ BAD = {
     "inference.stance_batch_size": "-1", "inference.embed_batch_size": "0", "inference.max_tokens_per_batch": "0",
     "inference.window_stride": "999", "inference.torch_threads": "0", "inference.partitions": "0",
     "inference.sort_by_length": "maybe",
+    "inference.cuda_max_tokens_per_batch": "0", "inference.backend": "tensorrt", "inference.memory_check": "maybe",
     "input.path": "/nonexistent/documents", "input.table": "main..docs", "input.format": "xml",
     "input.text_col": "''", "input.id_col": "a.b", "input.duplicate_ids": "last", "input.carry_cols": "[party, party]",
-    "input.chunks": "0", "input.options": "not-a-mapping",
+    "input.chunks": "0", "input.options": "not-a-mapping", "input.schema": "'id STRING,, text'",
     "segmentation.mode": "paragraph", "segmentation.max_segment_chars": "0",
     "clustering.k_min": "1", "clustering.k_max": "1", "clustering.n_clusters": "0", "clustering.metric": "nmi",
     "clustering.dictionary": "/nonexistent/dictionary.csv", "clustering.random_state": "-1",
@@ -37,6 +38,7 @@ BAD = {
     "output.path": None,  # the input's own folder (set in the test)
     "output.format": "xml", "output.mode": "append", "output.plots": "maybe", "output.progress_seconds": "-1",
     "output.segment_text": "maybe", "output.complete_panel": "maybe", "output.group_by": "[party, party]", "output.table_prefix": "main appeals",
+    "tracking.mlflow": "maybe", "tracking.experiment": "''", "tracking.register_model": "' '",
     "spark": "not-a-mapping",
 }
 

@@ -108,3 +108,53 @@ def wheel(tmp_path_factory):
     assert build.returncode == 0, build.stderr[-3000:]
     shutil.rmtree(root / "build", ignore_errors=True)
     return next(out.glob("group_appeal_spark-*.whl"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def connect_server(tmp_path_factory, hub_cache):
+    """A Spark Connect server (local[2]) from the installed pyspark, one for the test session:
+    (sc:// URL, process, log file). Not waited for here: it starts while the first test using it
+    does its classic half (tests/jobs/test_connect.py); :func:`servers.wait_for_connect` waits."""
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    import pyspark
+
+    port = _free_port()
+    home = Path(pyspark.__file__).parent
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE", "PYSPARK_GATEWAY_PORT")}
+    # the server's Python workers: this interpreter and the tests' offline hub cache
+    env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable, HF_HUB_OFFLINE="1",
+               HF_HUB_CACHE=os.environ["HF_HUB_CACHE"], SPARK_HOME=str(home))
+    log = tmp_path_factory.mktemp("connect-server") / "server.log"
+    cmd = [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+           "--master", "local[2]", "--driver-memory", "1g",
+           "--conf", f"spark.connect.grpc.binding.port={port}",
+           "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+           "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4",
+           "--conf", "spark.default.parallelism=2", "spark-internal"]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  start_new_session=True)  # its own process group: stopped whole below
+    try:
+        yield f"sc://127.0.0.1:{port}", server, log
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+

@@ -19,7 +19,7 @@ from group_appeal_spark.lib.table_names import TablePrefix, parse_table
 from sentences import sentences
 
 DB = "gas_catalog_tests"
-DETECT = ["mentions", "errors", "documents", "mention_embeddings"]
+DETECT = ["mentions", "errors", "documents", "segments", "mention_embeddings"]
 
 
 # -- names (no Spark) ---------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.spark
 def test_input_from_a_table_equals_input_from_the_same_parquet(spark, db, table_run, file_detect):
     from_file = file_detect[0]
-    for name in ("mentions", "errors", "documents"):
+    for name in ("mentions", "errors", "documents", "segments"):
         pd.testing.assert_frame_equal(_sorted(spark.table(f"{db}.r_{name}").toPandas()),
                                       _sorted(pd.read_parquet(from_file / name)), obj=name)
     got = _sorted(spark.table(f"{db}.r_mention_embeddings").toPandas())

@@ -7,7 +7,6 @@ the Connect half runs in a child process: this file run as a script (see ``_conn
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,48 +30,6 @@ def _documents() -> pd.DataFrame:
     texts = sentences(24, seed=5)
     texts[2] = " ".join(texts[:5])  # several sentences in one document
     return pd.DataFrame({"id": [f"c{i:02d}" for i in range(len(texts))], "text": texts})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def connect_server(tmp_path_factory, hub_cache):
-    """A Spark Connect server (local[2]) from the installed pyspark: (sc:// URL, process, log file)."""
-    import pyspark
-
-    port = _free_port()
-    home = Path(pyspark.__file__).parent
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE", "PYSPARK_GATEWAY_PORT")}
-    # the server's Python workers: this interpreter and the tests' offline hub cache
-    env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable, HF_HUB_OFFLINE="1",
-               HF_HUB_CACHE=os.environ["HF_HUB_CACHE"], SPARK_HOME=str(home))
-    log = tmp_path_factory.mktemp("connect-server") / "server.log"
-    cmd = [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-           "--master", "local[2]", "--driver-memory", "1g",
-           "--conf", f"spark.connect.grpc.binding.port={port}",
-           "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
-           "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4",
-           "--conf", "spark.default.parallelism=2", "spark-internal"]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  start_new_session=True)  # its own process group: stopped whole below
-    try:
-        # not waited for here: the server starts while the classic session works (see `sides`)
-        yield f"sc://127.0.0.1:{port}", server, log
-    finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,8 @@ Connect session beside a classic one): this file run as a script.
 """
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,48 +30,14 @@ def _by_key(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("mention_key", kind="stable").reset_index(drop=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def connect_url(tmp_path_factory, hub_cache):
-    """A local[2] Spark Connect server of the installed pyspark, up: its sc:// URL."""
-    import pyspark
+def connect_url(connect_server):
+    """The test session's local Spark Connect server (tests/conftest.py), up: its sc:// URL."""
+    from servers import wait_for_connect
 
-    port, home = _free_port(), Path(pyspark.__file__).parent
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE", "PYSPARK_GATEWAY_PORT")}
-    env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable, SPARK_HOME=str(home))
-    log = tmp_path_factory.mktemp("ml-connect-server") / "server.log"
-    cmd = [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-           "--master", "local[2]", "--driver-memory", "1g", "--conf", f"spark.connect.grpc.binding.port={port}",
-           "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", "spark.ui.enabled=false",
-           "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.default.parallelism=2", "spark-internal"]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  start_new_session=True)
-    try:
-        for _ in range(120):
-            if server.poll() is not None:
-                pytest.fail(f"the Connect server exited:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                time.sleep(1)
-        yield f"sc://127.0.0.1:{port}"
-    finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    url, server, log = connect_server
+    wait_for_connect(url, server, log)
+    return url
 
 
 @pytest.fixture(scope="module")

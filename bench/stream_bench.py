@@ -121,8 +121,9 @@ def main() -> None:
         *table(["micro-batch (1 file each)", "seconds", "documents", "of which (s)"],
                [[b["batch_id"], f"{b['seconds']:.1f}", b["input_rows"],
                  ", ".join(f"{k} {v:.1f}" for k, v in (b.get("step_seconds") or {}).items())] for b in batches]),
-        "", f"Model loads per Python worker and stage over the {len(batches)} batches: {load_count} "
-            "(the workers are reused: each stage loads once per worker, in the first batch that needs it).",
+        "", (f"Model loads by the Python workers over the {len(batches)} batches: {load_count or 'none'} "
+             "(the workers are reused across batches: a stage loads at most once per worker; none here means the "
+             "workers still held the models of the run that made the cluster model in the same session)."),
         f"Batches after the first: {min(later):.1f}-{max(later):.1f} s each (mean {sum(later) / len(later):.1f} s)."
         if later else "", "",
         *table(["job over all files", "wall seconds", "seconds of the models' work", "documents/s of that work"],

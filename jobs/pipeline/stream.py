@@ -18,11 +18,11 @@ import re
 
 from group_appeal_spark.jobs.pipeline import detect
 from group_appeal_spark.jobs.pipeline.cluster_model import bundle_embedder, load_checked_model
-from group_appeal_spark.jobs.pipeline.stream_batch import BATCH_TABLES, BatchProcessor, refresh
+from group_appeal_spark.jobs.pipeline.stream_batch import BatchProcessor, refresh
 from group_appeal_spark.jobs.storage import run_state
 from group_appeal_spark.jobs.storage.filesystem import filesystem, join_path
 from group_appeal_spark.jobs.storage.readers import read_documents
-from group_appeal_spark.jobs.storage.stream_state import check_rename, read_state
+from group_appeal_spark.jobs.storage.stream_state import check_rename, read_state, recover_tables
 from group_appeal_spark.lib.errors import GroupAppealSparkError, InputError
 from group_appeal_spark.lib.table_names import parse_table, spark_name
 
@@ -34,6 +34,8 @@ _SAME = ("text_col", "id_col", "carry_cols", "segment_text", "segmentation", "ma
          "precision", "window_stride", "layout")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours"}
 _BINARY_FILE = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
+# the tables a refresh rewrites whole (write_table: staged, then moved into place)
+REFRESHED = ("mention_embeddings", "clusters", "cluster_summary", "aggregates")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +164,7 @@ def _listing(spark, config, *, stream: bool, max_files: int | None = None):
 
 
 def start_stream(spark, config, bundle, req: StreamRequest, *, hooks=None, source=None):
-    """Start the query; returns ``(query, model)``. ``source``: a streaming DataFrame of documents
-    (``stream_appeals``) instead of the input folder or table."""
+    """Start the query: ``(query, model, config)``; ``source``: streaming documents instead of the input."""
     check_request(req)
     fmt = check_continued(spark, config, bundle)
     config = dataclasses.replace(config, output=dataclasses.replace(config.output, format=fmt))
@@ -175,6 +176,9 @@ def start_stream(spark, config, bundle, req: StreamRequest, *, hooks=None, sourc
     checkpoint = req.checkpoint or join_path(out, "_checkpoint")
     if not run_state.read_marker(spark, out) and not read_state(spark, out):
         run_state.mark_started(spark, out)
+    elif fmt != "delta":
+        for table in recover_tables(spark, out, REFRESHED):
+            log.warning("stream: %s/%s put back: a refresh was stopped while replacing it", out, table)
     rows = source is not None or bool(config.input.table)
     if source is not None:
         stream = source
@@ -293,6 +297,3 @@ def stream_appeals(stream_df, config=None, *, output: str, cluster_model: str | 
     req = StreamRequest(cluster_model, trigger, None, checkpoint, refresh_every)
     query, _, _ = start_stream(stream_df.sparkSession, config, bundle, req, source=stream_df)
     return query
-
-
-__all__ = ["BATCH_TABLES", "StreamRequest", "stream_appeals", "stream_job"]

@@ -91,6 +91,18 @@ def write_state(spark, output: str, state: dict) -> None:
     filesystem(spark).write_text(json.dumps(state, indent=2, default=str) + "\n", join_path(output, STREAM, STATE))
 
 
+def recover_tables(spark, output: str, tables) -> list[str]:
+    """Put back a table whose rewrite (a refresh) was stopped between removing the old folder and
+    moving the new one into place: the new one is whole (Spark's ``_SUCCESS`` in it). Returns them."""
+    fs, recovered = filesystem(spark), []
+    for table in tables:
+        path, staged = join_path(output, table), join_path(output, f"_writing-{table}")
+        if not fs.exists(path) and fs.exists(join_path(staged, "_SUCCESS")):
+            fs.move_into_place(staged, path)
+            recovered.append(table)
+    return recovered
+
+
 def check_rename(spark, output: str) -> None:
     """The stream's commits need file renames in ``output``: refuse a path where there are none."""
     fs = filesystem(spark)

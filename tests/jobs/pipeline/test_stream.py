@@ -167,6 +167,18 @@ def test_the_commit_protocol_undoes_a_half_moved_batch(spark, tmp_path):
     assert spark.read.parquet(out + "/documents").count() == 10 and not staged.exists()
 
 
+def test_a_refresh_stopped_mid_replace_is_put_back(spark, tmp_path):
+    from group_appeal_spark.jobs.storage.stream_state import recover_tables
+
+    out = tmp_path / "out"
+    spark.range(5).write.parquet(str(out / "_writing-clusters"))  # whole: Spark's _SUCCESS is there
+    spark.range(3).write.parquet(str(out / "aggregates"))
+    spark.range(7).write.parquet(str(out / "_writing-aggregates"))  # the old table is still in place
+    assert recover_tables(spark, str(out), ["clusters", "aggregates"]) == ["clusters"]
+    assert spark.read.parquet(str(out / "clusters")).count() == 5
+    assert spark.read.parquet(str(out / "aggregates")).count() == 3
+
+
 def test_bad_files_documents_again_and_a_changed_schema(world, tmp_path, capsys):
     files = world["files"]
     feed, out = tmp_path / "feed", tmp_path / "out"

@@ -1,4 +1,9 @@
-"""Waiting for the servers the tests start (the session's Spark Connect server: tests/conftest.py)."""
+"""The servers the tests start: waiting for the session's Spark Connect server (tests/conftest.py),
+stopping a standalone master and worker."""
+
+import os
+import signal
+import subprocess
 
 import pytest
 
@@ -20,3 +25,18 @@ def wait_for_connect(url: str, server, log, seconds: float = 150) -> None:
             if time.monotonic() > deadline:
                 pytest.fail(f"no Spark Connect server at {url} after {seconds} s")
             time.sleep(0.5)
+
+
+def stop_groups(procs) -> None:
+    """Stop each process's group (its own session: a daemon and the JVMs it started): SIGTERM, then
+    SIGKILL to a group that has not exited within 20 s."""
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)

@@ -7,7 +7,6 @@ GPU exists: only torch's CUDA calls inside the tasks are faked (tests/jobs/gpu_c
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pyspark
 import pytest
 from paths import ROOT
+from servers import stop_groups
 
 pytestmark = pytest.mark.spark
 
@@ -60,16 +60,7 @@ def gpu_cluster(tmp_path_factory):
             time.sleep(1)
         yield {"master": f"spark://127.0.0.1:{port}", "script": script, "folder": folder}
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        stop_groups(procs)
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ import pandas as pd
 import pyspark
 import pytest
 from paths import ROOT, SUPPORT
+from servers import stop_groups
 
 pytestmark = pytest.mark.spark
 
@@ -96,16 +97,7 @@ def standalone(tmp_path_factory):
         # spark-class execs the JVM, so the worker's pid is the parent of its executors' JVMs
         yield {"master": f"spark://127.0.0.1:{port}", "ui": ui, "work": folder / "work", "worker_pid": procs[1].pid}
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        stop_groups(procs)
 
 
 def _submit(standalone, wheel, folder: Path, readme_inputs, conf_dir: Path | None = None) -> subprocess.Popen:

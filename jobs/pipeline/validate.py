@@ -76,10 +76,9 @@ def _groups(spark, req: ValidateRequest, segments) -> list[str]:
     return group_columns(asked, carried)
 
 
-def _coded_rows(spark, req, fmt, coded, groups):
-    """The coded segments' rows of segments/ and their predicted mentions (segment-relative)."""
+def _coded_rows(spark, req, fmt, segments, coded, groups):
+    """The coded segments' rows of ``segments`` and their predicted mentions (segment-relative)."""
     keys = [(c.doc_id, c.seg_idx) for c in coded]
-    segments = read_table(spark, join_path(req.source, "segments"), fmt)
     rows = {(str(r[DOC_ID]), r["seg_idx"]): r for r in tv.rows_of(segments, keys).select(
         DOC_ID, "seg_idx", "seg_start", "seg_end", *groups, "n_mentions", "n_positive", "n_negative").collect()}
     predicted: dict = {}
@@ -87,7 +86,7 @@ def _coded_rows(spark, req, fmt, coded, groups):
     for m in mentions.select(DOC_ID, "seg_idx", "start", "end", "seg_start", "stance").collect():
         predicted.setdefault((str(m[DOC_ID]), m["seg_idx"]), []).append(
             (m["start"] - m["seg_start"], m["end"] - m["seg_start"], m["stance"]))
-    return segments, rows, predicted
+    return rows, predicted
 
 
 def _usable(coded, rows, problems):
@@ -161,9 +160,9 @@ def validate_job(spark, req: ValidateRequest) -> dict:
     frame = read_sheet(spark, req.codes)
     codes = read_codes(frame)
     problems = list(codes.problems)
-    segments_table = read_table(spark, join_path(req.source, "segments"), fmt)
-    groups = _groups(spark, req, segments_table)
-    segments, rows, predicted = _coded_rows(spark, req, fmt, codes.coded, groups)
+    segments = read_table(spark, join_path(req.source, "segments"), fmt)
+    groups = _groups(spark, req, segments)
+    rows, predicted = _coded_rows(spark, req, fmt, segments, codes.coded, groups)
     usable = _usable(codes.coded, rows, problems)
     for p in problems:
         log.warning("validate: sample_id %s, %s: %s", p.sample_id, p.column, p.message)

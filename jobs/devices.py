@@ -81,13 +81,14 @@ def spark_conf(spark, key: str) -> str | None:
         return None
 
 
-def check_cluster_gpus(spark, device: str) -> list[dict]:
+def check_cluster_gpus(spark, device: str, profile=None) -> list[dict]:
     """``inference.device: cuda`` on a cluster: one task per slot asks torch on the executors how
     many GPUs it sees; none anywhere stops the job with one line (before any model work).
 
-    Tasks of the default profile get GPUs where ``spark.task.resource.gpu.amount`` is set, so a
-    GPU Spark assigned that torch cannot use (a discovery script that disagrees with the node)
-    stops the job here too.
+    The probe's tasks run under the model stages' ``profile`` where they have one
+    (jobs/profiles.py), else the default profile: they get GPUs where the model tasks will
+    (``inference.task_gpus``, ``spark.task.resource.gpu.amount``), so a GPU Spark assigns that
+    torch cannot use (a discovery script that disagrees with the node) stops the job here too.
     """
     from group_appeal_spark.jobs.executors import _parallelism
 
@@ -117,7 +118,7 @@ def check_cluster_gpus(spark, device: str) -> list[dict]:
 
     tasks = _parallelism(spark)
     schema = "host string, count int, torch string, visible string, gpus string, problem string"
-    rows = [r.asDict() for r in spark.range(0, tasks, 1, tasks).mapInPandas(probe, schema).collect()]
+    rows = [r.asDict() for r in spark.range(0, tasks, 1, tasks).mapInPandas(probe, schema, profile=profile).collect()]
     for row in rows:
         if row["problem"]:
             raise ConfigError(f"{row['problem']} (host {row['host']})")
@@ -126,7 +127,8 @@ def check_cluster_gpus(spark, device: str) -> list[dict]:
         raise ConfigError(f"inference.device: {device!r}, but torch on the executors ({row['host']}, torch "
                           f"{row['torch']}) sees no CUDA GPU: executors without GPUs, a CPU build of torch, or "
                           f"no driver; use --device cpu or auto, or see docs/gpu.md")
-    if spark_conf(spark, "spark.task.resource.gpu.amount") is None and any(r["count"] > 1 for r in rows):
+    if profile is None and spark_conf(spark, "spark.task.resource.gpu.amount") is None \
+            and any(r["count"] > 1 for r in rows):
         log.warning("inference.device %s: executors see %d GPUs but spark.task.resource.gpu.amount is not set, "
                     "so every task of an executor uses its first GPU; set spark.executor.resource.gpu.amount and "
                     "spark.task.resource.gpu.amount (docs/gpu.md)", device, max(r["count"] for r in rows))

@@ -12,6 +12,7 @@ import sys
 from group_appeal_spark.jobs import catalog
 from group_appeal_spark.jobs.devices import check_cluster_gpus
 from group_appeal_spark.jobs.memory import check_memory
+from group_appeal_spark.jobs.profiles import check_profile, model_profile
 from group_appeal_spark.jobs.executors import executors_are_local, prepare_executors
 from group_appeal_spark.jobs.flags import config_from_args
 from group_appeal_spark.jobs.session import build_session, is_connect
@@ -111,7 +112,7 @@ def check_device(spark, config) -> None:
             raise ConfigError(f"inference.device: {device!r}, but torch sees no CUDA GPU on this machine (a CPU build "
                               f"of torch, or no driver); use --device cpu or auto")
     elif not is_connect(spark):  # a Connect client cannot run a probe it could trust the GPUs of
-        check_cluster_gpus(spark, device)
+        check_cluster_gpus(spark, device, profile=model_profile(config.inference))
 
 
 def check_schema_ddl(spark, config):
@@ -141,6 +142,7 @@ def start(args, app_name: str, tables=()):
     bundle = resolve_models(config, timer)
     spark = session(config, app_name, args.master)
     check_device(spark, config)
+    check_profile(spark, config.inference)  # the model stages' own resources can be scheduled
     check_memory(spark, config, bundle)  # a model-running Python worker fits (jobs/memory.py)
     check_schema_ddl(spark, config)
     catalog.check_input_table(spark, config.input)

@@ -94,6 +94,8 @@ class InferenceConfig:
     torch_threads: int | None = None
     partitions: int | None = None
     sort_by_length: bool = False
+    task_gpus: float | None = None  # the model stages' own resource profile (jobs/profiles.py)
+    task_cpus: int | None = None
 
 
 @dataclasses.dataclass
@@ -196,6 +198,14 @@ class JobConfig:
             _positive("inference.torch_threads", inf.torch_threads)
         if inf.partitions is not None:
             _positive("inference.partitions", inf.partitions)
+        if inf.task_cpus is not None:
+            _positive("inference.task_cpus", inf.task_cpus)
+        if inf.task_gpus is not None and (inf.task_gpus <= 0 or (inf.task_gpus > 1 and inf.task_gpus % 1)):
+            raise ConfigError(f"inference.task_gpus: {inf.task_gpus!r} must be a number of GPUs per model task: a "
+                              f"fraction up to 1 (0.5 = two tasks share a GPU) or a whole number, or null")
+        if inf.task_gpus is not None and str(inf.device).split(":", 1)[0].lower() in ("cpu", "mps"):
+            raise ConfigError(f"inference.task_gpus: {inf.task_gpus!r} GPU(s) per model task, but inference.device is "
+                              f"{inf.device!r}: the models would not use them; use --device cuda (or auto)")
         if inf.precision == "int8" and str(inf.device).split(":", 1)[0].lower() in ("cuda", "mps"):
             raise ConfigError(f"inference.precision: int8 (dynamic quantisation) runs on the CPU only, not on "
                               f"inference.device {inf.device!r}; use bf16 or fp16 there, or device cpu")
@@ -421,6 +431,10 @@ def _coerce(key: str, value, hint):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{key}: {value!r} must be an integer")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: {value!r} must be a number")
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

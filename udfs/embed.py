@@ -1,8 +1,12 @@
-"""Pandas UDF: mention keys -> 128-float embeddings."""
+"""Embedding on the executors: mention keys -> 128-float embeddings.
+
+As udfs/appeals.py: a pandas UDF over the key column, and an Arrow map over whole rows for a
+model stage with its own resource profile.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 from group_appeal_spark.lib.inference.batching import check_one_per_input
@@ -10,9 +14,30 @@ from group_appeal_spark.lib.models.bundle import ModelBundle
 from group_appeal_spark.udfs.cache import get_or_load, set_torch_threads
 from group_appeal_spark.udfs.devices import device_for_task
 from group_appeal_spark.udfs.hooks import UdfHooks
+from group_appeal_spark.udfs.arrow_map import arrow_map
 from group_appeal_spark.udfs.schemas import EMBEDDING_TYPE
 from group_appeal_spark.udfs.shipping import shipped_root
 from pyspark.sql.functions import pandas_udf
+
+
+def _mention_embedder(bundle: ModelBundle, hooks: UdfHooks) -> Callable[[list], pd.Series]:
+    """In a task: load (or reuse) the embedder on the task's device; returns keys -> vectors."""
+    set_torch_threads(bundle.inference.torch_threads)
+    device = device_for_task(bundle, "embed")  # the task's own GPU where Spark gave it one
+    embedder = get_or_load(bundle.cache_key("embed", device),
+                           lambda: bundle.embedder(shipped_root(bundle), device=device), hooks.on_load,
+                           slot=bundle.cache_key("embed", "any device"))
+    if hooks.on_task is not None:
+        hooks.on_task("embed", device)
+
+    def embed(keys: list) -> pd.Series:
+        if hooks.before_batch is not None:
+            hooks.before_batch("embed")
+        vectors = embedder.embed(keys)
+        check_one_per_input(len(keys), len(vectors), "embedding UDF")
+        return pd.Series(list(vectors))
+
+    return embed
 
 
 def make_embed_udf(bundle: ModelBundle, hooks: UdfHooks | None = None):
@@ -21,18 +46,14 @@ def make_embed_udf(bundle: ModelBundle, hooks: UdfHooks | None = None):
 
     @pandas_udf(EMBEDDING_TYPE)
     def embed(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        set_torch_threads(bundle.inference.torch_threads)
-        device = device_for_task(bundle, "embed")  # the task's own GPU where Spark gave it one
-        embedder = get_or_load(bundle.cache_key("embed", device),
-                               lambda: bundle.embedder(shipped_root(bundle), device=device), hooks.on_load,
-                               slot=bundle.cache_key("embed", "any device"))
-        if hooks.on_task is not None:
-            hooks.on_task("embed", device)
+        run = _mention_embedder(bundle, hooks)
         for keys in batches:
-            if hooks.before_batch is not None:
-                hooks.before_batch("embed")
-            vectors = embedder.embed(keys.tolist())
-            check_one_per_input(len(keys), len(vectors), "embedding UDF")
-            yield pd.Series(list(vectors))
+            yield run(keys.tolist())
 
     return embed
+
+
+def make_embed_map(bundle: ModelBundle, hooks: UdfHooks | None, key_col: str, out_col: str):
+    """A ``mapInArrow`` function: each row as it came, plus ``out_col``, its ``key_col``'s embedding."""
+    hooks = hooks or UdfHooks()
+    return arrow_map(lambda: _mention_embedder(bundle, hooks), key_col, out_col, EMBEDDING_TYPE)

@@ -15,6 +15,7 @@ import logging
 
 from group_appeal_spark.jobs.devices import record_devices
 from group_appeal_spark.jobs.executors import ship_models
+from group_appeal_spark.jobs.profiles import model_profile, wants_profile
 from group_appeal_spark.jobs.session import is_connect
 from group_appeal_spark.jobs.transforms.columns import DOC_ID, INPUT_ERROR, SEGMENT_COLUMNS, valid_utf8
 from group_appeal_spark.jobs.transforms.documents import (
@@ -26,10 +27,11 @@ from group_appeal_spark.jobs.transforms.documents import (
 from group_appeal_spark.lib.choices import STANCES
 from group_appeal_spark.lib.config import JobConfig, as_job_config
 from group_appeal_spark.lib.models.bundle import ModelBundle
-from group_appeal_spark.udfs.appeals import make_appeals_udf
-from group_appeal_spark.udfs.embed import make_embed_udf
+from group_appeal_spark.udfs.appeals import make_appeals_map, make_appeals_udf
+from group_appeal_spark.udfs.arrow_map import with_result_schema
+from group_appeal_spark.udfs.embed import make_embed_map, make_embed_udf
 from group_appeal_spark.udfs.hooks import UdfHooks
-from group_appeal_spark.udfs.schemas import APPEAL_TYPE, DOCUMENT_RESULT_TYPE
+from group_appeal_spark.udfs.schemas import APPEAL_TYPE, DOCUMENT_RESULT_TYPE, EMBEDDING_TYPE
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -194,15 +196,22 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
                                  sort_by="__text" if config.inference.sort_by_length else None)
     carried = config.input.carried
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
-    find = make_appeals_udf(bundle, record_devices(spark, hooks))  # summary.json's devices
+    hooks = record_devices(spark, hooks)  # summary.json's devices
     # A row already known bad reaches the UDF as null (Spark evaluates a Python UDF on every
     # row, even under when()), and its own reason replaces the UDF's.
     known_bad = F.struct(F.array().cast(APPEALS_ARRAY).alias("appeals"), F.lit(0).alias("n_segments"),
                          F.col(INPUT_ERROR).alias("error"), F.lit("input").alias("error_stage"),
                          F.array().cast(SEGMENTS_ARRAY).alias("segments"))
     with_text = config.output.segment_text
-    results = docs.select(DOC_ID, *carried, INPUT_ERROR, *(["__text"] if with_text else []),
-                          find(F.col("__text")).alias("r0")).select(
+    if not wants_profile(config.inference):
+        found = docs.select(DOC_ID, *carried, INPUT_ERROR, *(["__text"] if with_text else []),
+                            make_appeals_udf(bundle, hooks)(F.col("__text")).alias("r0"))
+    else:
+        rows = docs.select(DOC_ID, *carried, INPUT_ERROR, "__text")
+        found = rows.mapInArrow(make_appeals_map(bundle, hooks, "__text", "r0"),
+                                with_result_schema(rows.schema, "r0", DOCUMENT_RESULT_TYPE),
+                                profile=model_profile(config.inference))  # its own resources: jobs/profiles.py
+    results = found.select(
         DOC_ID, *carried, *(["__text"] if with_text else []),
         F.when(F.col(INPUT_ERROR).isNotNull(), known_bad).otherwise(F.col("r0")).alias("r"))
     if with_text:
@@ -266,6 +275,12 @@ def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | No
     config = as_job_config(config)
     spark = mentions.sparkSession
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
-    embed = make_embed_udf(bundle, record_devices(spark, hooks))
+    hooks = record_devices(spark, hooks)
     keys = spread_for_models(distinct_mentions(mentions), model_partitions(spark, config), "mention_key")
-    return keys.select("mention_key", "mention", "count", embed(F.col("mention_key")).alias("embedding"))
+    if not wants_profile(config.inference):
+        return keys.select("mention_key", "mention", "count",
+                           make_embed_udf(bundle, hooks)(F.col("mention_key")).alias("embedding"))
+    keys = keys.select("mention_key", "mention", "count")
+    return keys.mapInArrow(make_embed_map(bundle, hooks, "mention_key", "embedding"),
+                           with_result_schema(keys.schema, "embedding", EMBEDDING_TYPE),
+                           profile=model_profile(config.inference))

@@ -25,7 +25,7 @@ BAD = {
     "inference.device": "tpu", "inference.precision": "int4", "inference.detect_batch_size": "0",
     "inference.stance_batch_size": "-1", "inference.embed_batch_size": "0", "inference.max_tokens_per_batch": "0",
     "inference.window_stride": "999", "inference.torch_threads": "0", "inference.partitions": "0",
-    "inference.sort_by_length": "maybe",
+    "inference.sort_by_length": "maybe", "inference.task_gpus": "1.5", "inference.task_cpus": "0",
     "inference.cuda_max_tokens_per_batch": "0", "inference.backend": "tensorrt", "inference.memory_check": "maybe",
     "input.path": "/nonexistent/documents", "input.table": "main..docs", "input.format": "xml",
     "input.text_col": "''", "input.id_col": "a.b", "input.duplicate_ids": "last", "input.carry_cols": "[party, party]",

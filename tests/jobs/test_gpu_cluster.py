@@ -99,3 +99,43 @@ def test_cuda_on_executors_without_a_gpu_stops_with_one_line(gpu_run):
     # the real torch on the executors: Spark assigned GPU 0/1, torch (a CPU build) has none
     assert found["probe_error"].startswith("inference.device: Spark assigned GPU '")
     assert "but torch sees 0 CUDA device(s)" in found["probe_error"] and "\n" not in found["probe_error"]
+
+
+@pytest.fixture(scope="module")
+def profile_run(gpu_cluster, hub_cache, tmp_path_factory):
+    """tests/jobs/profile_cluster_driver.py: the model stages with and without their own profile."""
+    records = tmp_path_factory.mktemp("profile") / "tasks.jsonl"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT.parent)}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("profile_cluster_driver.py")),
+                           gpu_cluster["master"], str(gpu_cluster["script"]), str(records), str(_free_port()),
+                           os.environ["HF_HUB_CACHE"]], capture_output=True, text=True, env=env, timeout=400)
+    assert done.returncode == 0, done.stderr[-4000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found["tasks"] = [json.loads(line) for line in records.read_text().splitlines()]
+    return found
+
+
+def test_the_model_stages_run_under_their_own_profile_and_the_input_side_does_not(profile_run):
+    tasks, stages = profile_run["tasks"], profile_run["stages"]  # the stages of the profiled run
+    assert {t["stage"] for t in tasks} == {"appeals", "embed"}
+    assert all(t["cpus"] == 2 and len(t["gpus"]) == 1 for t in tasks), tasks  # the profile's requests
+    profile = {s["stage_id"]: s["profile"] for s in stages}
+    model_stages = {t["stage_id"] for t in tasks}
+    assert all(profile[s] != 0 for s in model_stages), stages
+    # the stage feeding each model stage (reading, segment checks, the shuffle that spreads the
+    # rows) runs under the default profile; so do the stages after the embeddings were written
+    for stage in model_stages:
+        assert any(profile.get(s) == 0 for s in range(min(profile), stage)), (stage, stages)
+    # Spark gives a stage the profile of every RDD in it, a cached one too: the stages that read
+    # the models' cached output (the tables' writes) are under the profile without running a model
+    # (docs/gpu.md says so)
+    assert {s for s, p in profile.items() if p == 0}
+
+
+def test_outputs_under_the_profile_equal_the_default_path(profile_run):
+    plain, profiled = profile_run["outputs"]["plain"], profile_run["outputs"]["profiled"]
+    assert len(plain["mentions"]) >= 5 and any(d["n_mentions"] == 0 for d in plain["documents"])
+    assert profiled["mentions"] == plain["mentions"]
+    assert profiled["documents"] == plain["documents"]
+    assert profiled["embeddings"] == plain["embeddings"]

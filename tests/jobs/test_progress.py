@@ -122,7 +122,7 @@ class _FakeSource:
 @pytest.fixture
 def fake_source(monkeypatch):
     source = _FakeSource()
-    monkeypatch.setattr(progress, "_source", lambda spark: source)
+    monkeypatch.setattr(progress, "source", lambda spark: source)
     return source
 
 

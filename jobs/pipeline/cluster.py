@@ -63,8 +63,9 @@ def run_cluster(spark, config, source: str, tables: dict, timer: StageTimer, *, 
         write_table(summary, join_path(out, "cluster_summary"), fmt, mode)
         model_path = write_cluster_model(spark, config, source, result, embeddings, summary, bundle) \
             if result.best_k else None
-    plots = write_plots(spark, config, result) if config.output.plots and result.best_k else []
-    counts = {"chosen_k": result.best_k, "clustering_skipped": result.skipped, "plots": plots,
+    # drawn in a thread while the report's Spark jobs run (matplotlib and plotly: about 1.5 s)
+    plots = start_plots(spark, config, result) if config.output.plots and result.best_k else None
+    counts = {"chosen_k": result.best_k, "clustering_skipped": result.skipped, "plots": [],
               "metric": None if config.clustering.n_clusters else config.clustering.metric,
               "cluster_model": model_path}
     written = ["k_search", "clusters", "cluster_summary"]
@@ -83,6 +84,7 @@ def run_cluster(spark, config, source: str, tables: dict, timer: StageTimer, *, 
         page = render_report(facts, result.k_search.toPandas(), summary.toPandas(), aggregates, examples,
                              groups[0] if groups and aggregates is not None else None)
         filesystem(spark).write_text(page, join_path(out, "report.html"))
+    counts["plots"] = plots.result() if plots is not None else []
     return {**counts, "tables": written}
 
 
@@ -99,7 +101,24 @@ def _read_mentions(spark, path: str, fmt: str):
     return mentions
 
 
-def write_plots(spark, config, result) -> list[str]:
+def start_plots(spark, config, result):
+    """Draw and write the plots in a background thread; returns its future (of the paths written).
+
+    The two tables are read here, on the caller's thread; the drawing and the uploads run in
+    the thread, off the critical path. An exception in the thread reaches the caller from
+    ``result()``, as it would have from a plain call.
+    """
+    import concurrent.futures
+
+    scores, clusters = result.k_search.toPandas(), result.clusters.toPandas()
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gas-plots")
+    future = pool.submit(write_plots, spark, config, scores, clusters, result.best_k)
+    pool.shutdown(wait=False)
+    return future
+
+
+def write_plots(spark, config, scores, clusters, best_k) -> list[str]:
+    """Draw the k-score plot and the cluster box plot from the two tables and write them under plots/."""
     from group_appeal_spark.lib.clustering.plots import (
         plot_cluster_boxplot,
         plot_k_scores,
@@ -107,11 +126,10 @@ def write_plots(spark, config, result) -> list[str]:
 
     written = []
     with tempfile.TemporaryDirectory(prefix="gas-plots-") as tmp:
-        scores = result.k_search.toPandas()
         made = []
         if len(scores):
-            made.append(("k_scores.png", plot_k_scores(scores, result.best_k, Path(tmp) / "k_scores.png")))
-        made.append(("clusters.html", plot_cluster_boxplot(result.clusters.toPandas(), Path(tmp) / "clusters.html")))
+            made.append(("k_scores.png", plot_k_scores(scores, best_k, Path(tmp) / "k_scores.png")))
+        made.append(("clusters.html", plot_cluster_boxplot(clusters, Path(tmp) / "clusters.html")))
         for name, path in made:
             if path is not None:
                 dest = join_path(config.output.path, "plots", name)
@@ -122,7 +140,6 @@ def write_plots(spark, config, result) -> list[str]:
                     continue
                 written.append(dest)
     return written
-
 
 
 def cluster_job(spark, config) -> None:

@@ -85,8 +85,32 @@ def bundle_embedder(config, bundle) -> dict | None:
                             for role in ("embedder", "embedder_config") if role in bundle.folders})
 
 
+# embedder folder -> the normalizer read in a background thread (prefetch_normalizer)
+_PREFETCHED: dict = {}
+
+
+def prefetch_normalizer(bundle) -> None:
+    """Start reading the embedder tokenizer's normalizer in a background thread.
+
+    Loading a tokenizer on the driver imports transformers' tokenizer modules (about 3 s): `run`
+    starts it when the job starts, so the cluster model does not wait for it at the end.
+    """
+    import concurrent.futures
+
+    folder = bundle.folders.get("embedder")
+    if folder is not None and folder not in _PREFETCHED:
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gas-normalizer")
+        _PREFETCHED[folder] = pool.submit(_read_normalizer, bundle)
+        pool.shutdown(wait=False)
+
+
 def bundle_normalizer(bundle):
     """The embedder tokenizer's normalizer as JSON data (what MentionKeyer applies), or None."""
+    future = _PREFETCHED.pop(bundle.folders.get("embedder"), None)
+    return future.result() if future is not None else _read_normalizer(bundle)
+
+
+def _read_normalizer(bundle):
     try:
         from group_appeal_spark.lib.models.loaders import load_tokenizer
 

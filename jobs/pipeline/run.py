@@ -7,7 +7,7 @@ import logging
 from group_appeal_spark.jobs import catalog
 from group_appeal_spark.jobs.metadata import write_summary
 from group_appeal_spark.jobs.pipeline import assign, cluster, detect
-from group_appeal_spark.jobs.pipeline.cluster_model import bundle_embedder, load_checked_model
+from group_appeal_spark.jobs.pipeline.cluster_model import bundle_embedder, load_checked_model, prefetch_normalizer
 from group_appeal_spark.jobs.timing import StageTimer
 from group_appeal_spark.lib.config import group_columns
 from group_appeal_spark.lib.models.bundle import ModelBundle
@@ -31,6 +31,8 @@ def run_job(spark, config, bundle: ModelBundle, timer: StageTimer, *, cluster_mo
     # a bad or foreign cluster model stops the job here, before the models run
     model = None if cluster_model is None else load_checked_model(
         spark, cluster_model, bundle_embedder(config, bundle), "this run's embedder")
+    if model is None:
+        prefetch_normalizer(bundle)  # for the cluster model, read while the models run
     counts = detect.run_detect(spark, config, bundle, timer, resume=resume, hooks=hooks)
     mode = "overwrite" if resume else None
     tables = detect.work_tables(spark, config)  # typed, whatever output.format

@@ -13,24 +13,16 @@ import pandas as pd
 from group_appeal_spark.lib.inference.appeals import results_frame
 from group_appeal_spark.lib.inference.batching import check_one_per_input
 from group_appeal_spark.lib.models.bundle import ModelBundle
-from group_appeal_spark.udfs.cache import get_or_load, set_torch_threads
-from group_appeal_spark.udfs.devices import device_for_task
-from group_appeal_spark.udfs.hooks import UdfHooks
+from group_appeal_spark.udfs.cache import task_model
 from group_appeal_spark.udfs.arrow_map import arrow_map
+from group_appeal_spark.udfs.hooks import UdfHooks
 from group_appeal_spark.udfs.schemas import DOCUMENT_RESULT_TYPE
-from group_appeal_spark.udfs.shipping import shipped_root
 from pyspark.sql.functions import pandas_udf
 
 
 def _appeal_finder(bundle: ModelBundle, hooks: UdfHooks) -> Callable[[list], pd.DataFrame]:
     """In a task: load (or reuse) the models on the task's device; returns texts -> result frame."""
-    set_torch_threads(bundle.inference.torch_threads)
-    device = device_for_task(bundle, "appeals")  # the task's own GPU where Spark gave it one
-    finder = get_or_load(bundle.cache_key("appeals", device),
-                         lambda: bundle.appeal_finder(shipped_root(bundle), device=device), hooks.on_load,
-                         slot=bundle.cache_key("appeals", "any device"))
-    if hooks.on_task is not None:
-        hooks.on_task("appeals", device)
+    finder = task_model(bundle, hooks, "appeals", lambda root, device: bundle.appeal_finder(root, device=device))
 
     def find(texts: list) -> pd.DataFrame:
         if hooks.before_batch is not None:

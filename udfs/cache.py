@@ -65,3 +65,22 @@ def set_torch_threads(requested: int | None) -> None:
         threads = ctx.cpus() if ctx is not None and hasattr(ctx, "cpus") else 1
     if torch.get_num_threads() != threads:
         torch.set_num_threads(max(1, int(threads)))
+
+
+def task_model(bundle, hooks, stage: str, build):
+    """In a task: the model of ``stage`` on the task's device, loaded on this worker's first use.
+
+    Sets the task's torch threads, picks the device (the task's own GPU where Spark gave it
+    one: ``udfs.devices``), and calls ``build(model_root, device)`` only where the worker does
+    not hold it yet; ``hooks.on_task(stage, device)`` once the model is ready.
+    """
+    from group_appeal_spark.udfs.devices import device_for_task
+    from group_appeal_spark.udfs.shipping import shipped_root
+
+    set_torch_threads(bundle.inference.torch_threads)
+    device = device_for_task(bundle, stage)
+    model = get_or_load(bundle.cache_key(stage, device), lambda: build(shipped_root(bundle), device), hooks.on_load,
+                        slot=bundle.cache_key(stage, "any device"))
+    if hooks.on_task is not None:
+        hooks.on_task(stage, device)
+    return model

@@ -11,24 +11,16 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 from group_appeal_spark.lib.inference.batching import check_one_per_input
 from group_appeal_spark.lib.models.bundle import ModelBundle
-from group_appeal_spark.udfs.cache import get_or_load, set_torch_threads
-from group_appeal_spark.udfs.devices import device_for_task
-from group_appeal_spark.udfs.hooks import UdfHooks
+from group_appeal_spark.udfs.cache import task_model
 from group_appeal_spark.udfs.arrow_map import arrow_map
+from group_appeal_spark.udfs.hooks import UdfHooks
 from group_appeal_spark.udfs.schemas import EMBEDDING_TYPE
-from group_appeal_spark.udfs.shipping import shipped_root
 from pyspark.sql.functions import pandas_udf
 
 
 def _mention_embedder(bundle: ModelBundle, hooks: UdfHooks) -> Callable[[list], pd.Series]:
     """In a task: load (or reuse) the embedder on the task's device; returns keys -> vectors."""
-    set_torch_threads(bundle.inference.torch_threads)
-    device = device_for_task(bundle, "embed")  # the task's own GPU where Spark gave it one
-    embedder = get_or_load(bundle.cache_key("embed", device),
-                           lambda: bundle.embedder(shipped_root(bundle), device=device), hooks.on_load,
-                           slot=bundle.cache_key("embed", "any device"))
-    if hooks.on_task is not None:
-        hooks.on_task("embed", device)
+    embedder = task_model(bundle, hooks, "embed", lambda root, device: bundle.embedder(root, device=device))
 
     def embed(keys: list) -> pd.Series:
         if hooks.before_batch is not None:

@@ -15,7 +15,7 @@ import logging
 
 from group_appeal_spark.jobs.devices import record_devices
 from group_appeal_spark.jobs.executors import ship_models
-from group_appeal_spark.jobs.profiles import model_profile, wants_profile
+from group_appeal_spark.jobs.profiles import check_profile, model_profile, wants_profile
 from group_appeal_spark.jobs.session import is_connect
 from group_appeal_spark.jobs.transforms.columns import DOC_ID, INPUT_ERROR, SEGMENT_COLUMNS, valid_utf8
 from group_appeal_spark.jobs.transforms.documents import (
@@ -207,6 +207,7 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
         found = docs.select(DOC_ID, *carried, INPUT_ERROR, *(["__text"] if with_text else []),
                             make_appeals_udf(bundle, hooks)(F.col("__text")).alias("r0"))
     else:
+        check_profile(spark, config.inference)  # a notebook's session too: one clear line, not Spark's
         rows = docs.select(DOC_ID, *carried, INPUT_ERROR, "__text")
         found = rows.mapInArrow(make_appeals_map(bundle, hooks, "__text", "r0"),
                                 with_result_schema(rows.schema, "r0", DOCUMENT_RESULT_TYPE),
@@ -280,6 +281,7 @@ def embed_mentions(mentions: DataFrame, config=None, *, bundle: ModelBundle | No
     if not wants_profile(config.inference):
         return keys.select("mention_key", "mention", "count",
                            make_embed_udf(bundle, hooks)(F.col("mention_key")).alias("embedding"))
+    check_profile(spark, config.inference)
     keys = keys.select("mention_key", "mention", "count")
     return keys.mapInArrow(make_embed_map(bundle, hooks, "mention_key", "embedding"),
                            with_result_schema(keys.schema, "embedding", EMBEDDING_TYPE),

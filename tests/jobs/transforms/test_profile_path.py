@@ -71,6 +71,7 @@ def test_the_arrow_map_path_gives_the_pandas_udf_tables(docs, overrides, monkeyp
     assert plain["errors"]["doc_id"].tolist() == ["d36", "d37", "d38"]  # null, empty and blank texts
 
     monkeypatch.setattr(transforms, "model_profile", lambda inference: None)  # local[N] takes no profile
+    monkeypatch.setattr(transforms, "check_profile", lambda spark, inference: None)  # which it would refuse
     made = []
     for name in ("make_appeals_map", "make_embed_map"):
         real = getattr(transforms, name)
@@ -80,3 +81,10 @@ def test_the_arrow_map_path_gives_the_pandas_udf_tables(docs, overrides, monkeyp
     for name, frame in plain.items():
         assert list(mapped[name].columns) == list(frame.columns), name
         pd.testing.assert_frame_equal(mapped[name], frame, check_exact=True, obj=name)
+
+
+def test_a_notebook_asking_a_profile_of_a_local_session_gets_one_line(docs, overrides):
+    from group_appeal_spark.lib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stage-level scheduling needs a cluster manager"):
+        transforms.detect_appeals(docs, load_config(overrides={**overrides, "inference.task_cpus": 1}))

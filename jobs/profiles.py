@@ -24,6 +24,8 @@ from group_appeal_spark.lib.errors import ConfigError
 log = logging.getLogger("group_appeal_spark")
 
 _KEYS = "inference.task_gpus / inference.task_cpus"
+# (application, task_gpus, task_cpus) already checked: the check and its log lines run once
+_CHECKED: set = set()
 
 
 def wants_profile(inference: InferenceConfig) -> bool:
@@ -57,6 +59,10 @@ def check_profile(spark, inference: InferenceConfig) -> None:
     """
     if not wants_profile(inference):
         return
+    app = spark_conf(spark, "spark.app.id")
+    key = (app, inference.task_gpus, inference.task_cpus)
+    if app is not None and key in _CHECKED:  # start-up checked it; the transforms ask again per chunk
+        return
     master = spark_conf(spark, "spark.master") or ""
     if master.startswith("local") and not master.startswith("local-cluster"):
         raise ConfigError(f"{_KEYS}: stage-level scheduling needs a cluster manager (YARN, Kubernetes or "
@@ -80,5 +86,7 @@ def check_profile(spark, inference: InferenceConfig) -> None:
         log.warning("spark.task.resource.gpu.amount is set, so every task of the default profile (reading, "
                     "shuffles, writes) holds a GPU too; with inference.task_gpus only the model stages need it: "
                     "leave it unset (docs/gpu.md)")
+    if app is not None:
+        _CHECKED.add(key)
     log.info("model stages run with their own resource profile: %s GPU(s), %s CPU(s) per task",
              gpus if gpus is not None else 0, cpus if cpus is not None else spark_conf(spark, "spark.task.cpus") or 1)

@@ -17,13 +17,12 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_type
 
 
-def to_arrow(values: pd.DataFrame | pd.Series, dtype: T.DataType) -> pa.Array:
-    """A model's pandas result as an Arrow array of ``dtype``'s Arrow type (a struct: one column
-    per field)."""
-    if isinstance(dtype, T.StructType):
-        arrays = [to_arrow(values[f.name], f.dataType) for f in dtype.fields]
-        return pa.StructArray.from_arrays(arrays, fields=list(to_arrow_type(dtype)))
-    return pa.array(values, type=to_arrow_type(dtype), from_pandas=True)
+def to_arrow(values: pd.DataFrame | pd.Series, arrow_type: pa.DataType) -> pa.Array:
+    """A model's pandas result as an Arrow array of ``arrow_type`` (a struct: one column per field)."""
+    if pa.types.is_struct(arrow_type):
+        fields = list(arrow_type)
+        return pa.StructArray.from_arrays([to_arrow(values[f.name], f.type) for f in fields], fields=fields)
+    return pa.array(values, type=arrow_type, from_pandas=True)
 
 
 def arrow_map(make_run: Callable[[], Callable[[list], object]], in_col: str, out_col: str,
@@ -34,12 +33,14 @@ def arrow_map(make_run: Callable[[], Callable[[list], object]], in_col: str, out
     and returns the batch function: the values of ``in_col`` -> a pandas result of ``dtype``,
     one per value, in order.
     """
+    arrow_type = to_arrow_type(dtype)  # once, on the driver: the function's closure carries it
+
     def mapper(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         run = None
         for batch in batches:
             if run is None:
                 run = make_run()
-            result = to_arrow(run(batch.column(in_col).to_pylist()), dtype)
+            result = to_arrow(run(batch.column(in_col).to_pylist()), arrow_type)
             yield pa.RecordBatch.from_arrays([*batch.columns, result], names=[*batch.schema.names, out_col])
 
     return mapper

@@ -63,16 +63,21 @@ def gpu_cluster(tmp_path_factory):
         stop_groups(procs)
 
 
-@pytest.fixture(scope="module")
-def gpu_run(gpu_cluster):
+def _run_driver(script: str, *args: str, timeout: float) -> dict:
+    """Run one of this test's driver scripts as its own process (one SparkContext); its JSON line."""
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
            "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT.parent)}
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("gpu_cluster_driver.py")),
-                           gpu_cluster["master"], str(gpu_cluster["script"])],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name(script)), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
     assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def gpu_run(gpu_cluster):
+    found = _run_driver("gpu_cluster_driver.py", gpu_cluster["master"], str(gpu_cluster["script"]), timeout=300)
     logs = "".join(p.read_text(errors="replace") for p in (gpu_cluster["folder"] / "work").glob("*/*/stderr"))
-    return json.loads(done.stdout.strip().splitlines()[-1]), logs
+    return found, logs
 
 
 def test_every_task_resolves_its_own_gpu(gpu_run):
@@ -105,13 +110,8 @@ def test_cuda_on_executors_without_a_gpu_stops_with_one_line(gpu_run):
 def profile_run(gpu_cluster, hub_cache, tmp_path_factory):
     """tests/jobs/profile_cluster_driver.py: the model stages with and without their own profile."""
     records = tmp_path_factory.mktemp("profile") / "tasks.jsonl"
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT.parent)}
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("profile_cluster_driver.py")),
-                           gpu_cluster["master"], str(gpu_cluster["script"]), str(records), str(_free_port()),
-                           os.environ["HF_HUB_CACHE"]], capture_output=True, text=True, env=env, timeout=400)
-    assert done.returncode == 0, done.stderr[-4000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _run_driver("profile_cluster_driver.py", gpu_cluster["master"], str(gpu_cluster["script"]),
+                        str(records), str(_free_port()), os.environ["HF_HUB_CACHE"], timeout=400)
     found["tasks"] = [json.loads(line) for line in records.read_text().splitlines()]
     return found
 

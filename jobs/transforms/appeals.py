@@ -18,6 +18,7 @@ from group_appeal_spark.jobs.executors import ship_models
 from group_appeal_spark.jobs.profiles import check_profile, model_profile, wants_profile
 from group_appeal_spark.jobs.session import is_connect
 from group_appeal_spark.jobs.transforms.columns import DOC_ID, INPUT_ERROR, SEGMENT_COLUMNS, valid_utf8
+from group_appeal_spark.jobs.transforms.deal import deal_by_length, small_input
 from group_appeal_spark.jobs.transforms.documents import (
     sortable_columns,
     check_document_columns,
@@ -140,10 +141,11 @@ def model_partitions(spark, config: JobConfig, source: DataFrame | None = None) 
 
 
 def spread_for_models(df: DataFrame, n: int | None, key: str, *, ties: tuple[str, ...] = (),
-                      sort_by: str | None = None) -> DataFrame:
+                      sort_by: str | None = None, deal_by: str | None = None) -> DataFrame:
     """Hash-partition ``df`` by ``key`` into ``n`` tasks (None: as it is) and give each task's rows
     a fixed order: by the length of ``sort_by`` where given, then by the hashes of ``key`` and
-    ``ties``.
+    ``ties``. With ``deal_by`` (and ``n``), the rows are dealt to the tasks by that column's length
+    instead of hashed (``deal.deal_by_length``: tasks of the same work, for a small input).
 
     A small input is one partition, which one Python worker with one torch thread would process
     while the other cores idle; and after a shuffle, adaptive execution coalesces a table of short
@@ -155,11 +157,12 @@ def spread_for_models(df: DataFrame, n: int | None, key: str, *, ties: tuple[str
     as well fills each Arrow batch with texts of about the same length, so the batches carry less
     padding.
     """
-    if n is not None:
-        df = df.repartition(n, key)
-    order = [F.length(sort_by)] if sort_by is not None else []
     # hashes, not the values: an id column may be of a type Spark cannot order
-    return df.sortWithinPartitions(*order, *(F.xxhash64(c) for c in (key, *ties)))
+    hashes = [F.xxhash64(c) for c in (key, *ties)]
+    if n is not None:
+        df = deal_by_length(df, n, deal_by, hashes) if deal_by is not None else df.repartition(n, key)
+    order = [F.length(sort_by)] if sort_by is not None else []
+    return df.sortWithinPartitions(*order, *hashes)
 
 
 def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = None,
@@ -193,7 +196,8 @@ def detect_appeals(df: DataFrame, config=None, *, bundle: ModelBundle | None = N
         docs = docs.where(F.pmod(F.xxhash64(DOC_ID), F.lit(chunk[1])) == chunk[0])
     if not streaming:  # a stream's rows are neither counted, shuffled nor sorted: each batch as it comes
         docs = spread_for_models(docs, model_partitions(spark, config, df), DOC_ID, ties=("__text",),
-                                 sort_by="__text" if config.inference.sort_by_length else None)
+                                 sort_by="__text" if config.inference.sort_by_length else None,
+                                 deal_by="__text" if small_input(df) else None)
     carried = config.input.carried
     bundle = ship_models(spark, bundle or ModelBundle.resolve(config), config.models.ship)
     hooks = record_devices(spark, hooks)  # summary.json's devices

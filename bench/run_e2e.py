@@ -275,7 +275,9 @@ def label(name: str) -> str:
 
 
 def marginal(runs: dict, n1: int, n2: int) -> float:
-    """Δsentences / Δwall seconds from size ``n1`` to ``n2``; nan where the wall did not grow."""
+    """Δsentences / Δwall seconds from size ``n1`` to ``n2``; nan where the wall did not grow or a size is missing."""
+    if n1 not in runs or n2 not in runs:
+        return float("nan")
     dwall = runs[n2]["wall"] - runs[n1]["wall"]
     return (n2 - n1) / dwall if dwall > 0 else float("nan")
 
@@ -288,10 +290,15 @@ def cell(x: float, of: float | None = None, digits: int = 2) -> str:
     return text if of is None or math.isnan(of) else f"{text} ({x / of:.2f}x)"
 
 
-def markdown(facts, sizes, results, loads, argv, meta=None) -> str:
+def wall(runs: dict, n: int) -> float:
+    return runs[n]["wall"] if n in runs else float("nan")
+
+
+def markdown(facts, sizes, results, loads, argv, meta=None, extra_pairs=()) -> str:
     meta = meta or {}
     sizes = sorted(sizes)
     pairs = list(itertools.pairwise(sizes))
+    pairs += [p for p in extra_pairs if p not in pairs]
     ref = results.get("reference")
     lines = [
         f"Command: `{common.command('run_e2e.py', argv)}`  ",
@@ -314,24 +321,28 @@ def markdown(facts, sizes, results, loads, argv, meta=None) -> str:
     lines[-1] = lines[-1].rstrip()
     lines += ["", "Walls (seconds; in brackets: / the reference's at the same size):", ""]
     lines += common.table(["run", *(f"{n}" for n in sizes)], (
-        [label(name), *(cell(runs[n]["wall"], ref and ref[n]["wall"], 1) for n in sizes)]
+        [label(name), *(cell(wall(runs, n), ref and wall(ref, n), 1) for n in sizes)]
         for name, runs in results.items()))
     if pairs:
-        lines += ["", "Marginal texts/s (Δtexts / Δwall seconds) between consecutive sizes (in brackets: / the reference's):", ""]
+        lines += ["", "Marginal texts/s (Δtexts / Δwall seconds) between consecutive sizes, then `--pairs` "
+                  "(in brackets: / the reference's; n/a: a size not run):", ""]
         lines += common.table(["run", *(f"{n1} -> {n2}" for n1, n2 in pairs)], (
             [label(name), *(cell(marginal(runs, n1, n2), ref and marginal(ref, n1, n2)) for n1, n2 in pairs)]
             for name, runs in results.items()))
     lines += ["", f"Stage seconds at {' / '.join(map(str, sizes))} texts (`run`: summary.json's stage_seconds; a "
               "peer: timed inside its process):", ""]
     lines += common.table(["run", "stages"], ([label(name), "; ".join(
-        f"{stage} " + " / ".join(f"{runs[n]['seconds'].get(stage, float('nan')):.1f}" for n in sizes)
-        for stage in runs[sizes[-1]]["seconds"])] for name, runs in results.items()))
+        f"{stage} " + " / ".join(f"{runs[n]['seconds'].get(stage, float('nan')):.1f}" if n in runs else "-"
+                                 for n in sizes)
+        for stage in runs[max(runs)]["seconds"])] for name, runs in results.items()))
     n2 = sizes[-1]
     if "fp32" in results and len(results) > 1:
-        lines += ["", f"Stances against `run` fp32 on the mentions both found ({n2} texts):", ""]
+        lines += ["", f"Stances against `run` fp32 on the mentions both found (the largest size each ran; "
+                  f"{n2} texts unless a peer stopped earlier):", ""]
         rows = []
         for name, runs in results.items():
             if name != "fp32":
+                n2 = max(runs)
                 ag = agreement(results["fp32"][n2]["mentions"], runs[n2]["mentions"])
                 rows.append([label(name), ag["shared"], ag["only_a"], ag["only_b"], f"{ag['label_agreement']:.2%}",
                              f"{ag['max_dprob']:.4f}", f"{ag['median_margin']:.4f} / {ag['max_flipped_margin']:.4f}"])
@@ -341,8 +352,8 @@ def markdown(facts, sizes, results, loads, argv, meta=None) -> str:
         lines += ["", "The margin is how far fp32's winning class's entailment probability is ahead of the "
                   "runner-up's: a label can only differ where it is below the probability difference."]
     for name, runs in results.items():
-        if name not in PEERS and runs[n2].get("precision"):
-            lines.append(f"\n`run {name}`: summary.json precision = `{json.dumps(runs[n2]['precision'])}`")
+        if name not in PEERS and runs[max(runs)].get("precision"):
+            lines.append(f"\n`run {name}`: summary.json precision = `{json.dumps(runs[max(runs)]['precision'])}`")
     return "\n".join(lines) + "\n"
 
 
@@ -350,10 +361,25 @@ def report_only(args, argv) -> None:
     work = pathlib.Path(args.work)
     saved = json.loads((work / "results.json").read_text())
     results = {name: {int(n): run for n, run in runs.items()} for name, runs in saved.items()}
-    sizes = sorted(next(iter(results.values())))
+    sizes = sorted({n for runs in results.values() for n in runs})
     loads = json.loads((work / "loads.json").read_text()) if (work / "loads.json").is_file() else [float("nan")]
     meta = json.loads((work / "meta.json").read_text()) if (work / "meta.json").is_file() else {}
-    common.write_report(args.out, markdown(common.machine_facts(precision=True), sizes, results, loads, argv, meta))
+    common.write_report(args.out, markdown(common.machine_facts(precision=True), sizes, results, loads, argv, meta,
+                                           parse_pairs(args.pairs)))
+
+
+def parse_pairs(text: str | None) -> list[tuple[int, int]]:
+    """``--pairs`` "60:180,150:450" as [(60, 180), (150, 450)]."""
+    pairs = []
+    for item in filter(None, (text or "").split(",")):
+        try:
+            n1, n2 = (int(x) for x in item.split(":"))
+        except ValueError:
+            raise SystemExit(f"--pairs: {item!r} is not SMALLER:LARGER (e.g. 60:180)") from None
+        if not 0 < n1 < n2:
+            raise SystemExit(f"--pairs: {item!r}: the first size must be positive and below the second")
+        pairs.append((n1, n2))
+    return pairs
 
 
 def main(argv=None):
@@ -367,6 +393,9 @@ def main(argv=None):
     parser.add_argument("--k-max", type=int, default=30)
     parser.add_argument("--variant", action="append", help="name=flags of `run` (repeatable)")
     parser.add_argument("--no-reference", action="store_true", help="leave the reference out of --peers")
+    parser.add_argument("--pairs", help="marginal rates between these sizes too, e.g. 60:180,150:450")
+    parser.add_argument("--peer-max-size", type=int,
+                        help="run predict_batch_udf and ray only at sizes up to this (the reference runs at all)")
     parser.add_argument("--report-only", action="store_true", help="render --work's results.json again, run nothing")
     parser.add_argument("--tiny-models", metavar="FOLDER",
                         help="build the tests' tiny random models into FOLDER once and use them (smoke test)")
@@ -397,6 +426,9 @@ def main(argv=None):
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    pairs = parse_pairs(args.pairs)
+    if missing := {n for p in pairs for n in p} - set(sizes):
+        parser.error(f"--pairs: sizes {sorted(missing)} are not in --sizes")
     corpora = {n: write_corpus(work, n, args.corpus) for n in sizes}
     from corpus import char_stats
 
@@ -406,18 +438,27 @@ def main(argv=None):
     loads = []
     for n in sizes:  # back to back per size: the machine's load drifts less within one size
         for peer in peers:
+            if peer != "reference" and args.peer_max_size is not None and n > args.peer_max_size:
+                continue
             loads.append(os.getloadavg()[0])
             results.setdefault(peer, {})[n] = run_peer(work, corpora[n], n, peer, args.k_max, args.corpus)
             print(f"{peer} {n}: {results[peer][n]['wall']:.1f} s", flush=True)
+            save(work, results, loads, meta)
         for name, flags in variants:
             loads.append(os.getloadavg()[0])
             results.setdefault(name, {})[n] = run_ours(work, corpora[n], n, name, flags.split(), args.k_max,
                                                       args.corpus)
             print(f"run {name} {n}: {results[name][n]['wall']:.1f} s", flush=True)
+            save(work, results, loads, meta)
+    common.write_report(args.out, markdown(common.machine_facts(precision=True), sizes, results, loads, argv, meta,
+                                           pairs))
+
+
+def save(work: pathlib.Path, results: dict, loads: list, meta: dict) -> None:
+    """After every run: a stopped benchmark keeps what it measured (``--report-only`` renders it)."""
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     (work / "loads.json").write_text(json.dumps(loads))
     (work / "meta.json").write_text(json.dumps(meta, indent=1))
-    common.write_report(args.out, markdown(common.machine_facts(precision=True), sizes, results, loads, argv, meta))
 
 
 if __name__ == "__main__":

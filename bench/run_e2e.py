@@ -12,8 +12,9 @@ search, plots.
 
     python bench/build_models.py --cache /tmp/gas-bench/hub     # real-size random models, once
     python bench/run_e2e.py --out /tmp/gas-e2e/e2e.md            # 150 and 450 synthetic sentences
-    python bench/run_e2e.py --corpus sentences --sizes 60,150,450,1500 \
-        --peers reference,predict_batch_udf,ray --variant "fp32=--precision fp32" --out /tmp/gas-e2e/peers.md
+    python bench/run_e2e.py --corpus sentences --sizes 60,150,180,450 --pairs 60:180,150:450 \
+        --peers reference,predict_batch_udf,ray --peer-max-size 180 --variant "fp32=--precision fp32" \
+        --out /tmp/gas-e2e/peers.md                               # issue 23's sizes, about 35 minutes
 
 Corpora (bench/corpus.py): `synthetic` (10-60 words), `sentences` (the character lengths of real
 manifesto sentences), `speeches` (documents of such sentences, median 1,200 characters; `run` and

@@ -193,17 +193,13 @@ def assign_clusters(embeddings: DataFrame, cluster_model, config=None) -> DataFr
 
 
 def _summary_frame(spark, summary: pd.DataFrame) -> DataFrame:
-    """lib's summary as a DataFrame of SUMMARY_SCHEMA, its NaNs as nulls (one row per cluster)."""
-    rows = [tuple(_plain(value) for value in row) for row in summary.itertuples(index=False, name=None)]
-    return spark.createDataFrame(rows, SUMMARY_SCHEMA)
+    """lib's summary as a DataFrame of SUMMARY_SCHEMA, its NaNs as nulls (one row per cluster).
 
-
-def _plain(value):
-    """A pandas cell as the Python value Spark's schema check accepts; NaN becomes None."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [str(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    Made from pandas, not from a list of rows: with Arrow on (conf/spark.yaml) the rows go to the
+    JVM as one Arrow batch, so writing the table starts no Python tasks.
+    """
+    pdf = summary.copy()
+    for column in ("top_mentions", "central_mentions"):
+        pdf[column] = pdf[column].map(lambda values: [str(v) for v in values])
+    pdf = pdf.astype(object).where(pdf.notna(), None)  # NaN -> null, with or without Arrow
+    return spark.createDataFrame(pdf, SUMMARY_SCHEMA)

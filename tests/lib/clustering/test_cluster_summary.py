@@ -226,6 +226,27 @@ def test_cluster_job_writes_the_summary_and_categories(spark, hand_output, tmp_p
 
 
 @pytest.mark.spark
+@pytest.mark.parametrize("arrow", ["true", "false"])
+def test_summary_frame_has_nulls_for_nans_with_and_without_arrow(spark, arrow):
+    """The table is made from pandas; its NaNs must be nulls either way Spark converts the frame."""
+    from group_appeal_spark.jobs.transforms.clusters import _summary_frame
+
+    clusters = CLUSTERS.assign(category=["women", None, None, None, None, None, None])
+    summary = summarize_clusters(clusters, None, n_top=2)
+    before = spark.conf.get("spark.sql.execution.arrow.pyspark.enabled")
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", arrow)
+    try:
+        rows = sorted(_summary_frame(spark, summary).collect(), key=lambda r: r.cluster_id)
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", before)
+    assert [r.cluster_id for r in rows] == [0, 1]
+    assert all(r.share_positive is None and r.share_neutral is None for r in rows)
+    assert (rows[0].category, rows[0].category_share) == ("women", 1.0)
+    assert (rows[1].category, rows[1].category_share) == (None, None)
+    assert [r.top_mentions for r in rows] == [list(v) for v in summary["top_mentions"]]
+
+
+@pytest.mark.spark
 def test_cluster_job_without_mentions_or_dictionary_warns_and_nulls(spark, hand_output, tmp_path, caplog):
     from group_appeal_spark.jobs import cluster as cluster_job
 
